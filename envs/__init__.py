@@ -1,0 +1,1 @@
+"""Batched, domain-randomized gymnasium environments (issue: environments). Not yet implemented."""

@@ -1,0 +1,1 @@
+"""PPO, SAC, the training runner and ONNX export (issue: training). Not yet implemented."""
