@@ -1,0 +1,297 @@
+"""Velocity tracking for legged robots: follow (vx, vy, yaw rate) commands, on flat ground or procedural terrain."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from footfall.envs import rewards as R
+from footfall.envs.core import BatchedTask, TaskConfig
+from footfall.envs.terrain import Terrain, TerrainConfig, update_levels
+from footfall.robots.observations import RobotState, TermConfig, projected_gravity
+
+Array = np.ndarray
+Range = tuple[float, float]
+
+ACTOR_OBS = (  # only what a real robot measures, plus the command, its last action and a gait clock
+    TermConfig("gyro", scale=0.25),
+    TermConfig("projected_gravity"),
+    TermConfig("command"),
+    TermConfig("joint_pos_rel"),
+    TermConfig("joint_vel", scale=0.05),
+    TermConfig("last_action"),
+    TermConfig("gait_clock"),
+)
+CRITIC_OBS = ACTOR_OBS + (  # asymmetric critic: simulator-only quantities
+    TermConfig("base_lin_vel", scale=2.0),
+    TermConfig("foot_contact"),
+    TermConfig("base_height"),
+)
+QUADRUPED_REWARDS = (
+    ("track_lin_vel_xy", 1.5),
+    ("track_ang_vel_z", 0.75),
+    ("lin_vel_z", -2.0),
+    ("ang_vel_xy", -0.05),
+    ("orientation", -5.0),
+    ("torques", -2e-4),
+    ("action_rate", -0.01),
+    ("feet_air_time", 1.0),
+    ("joint_pos_limits", -10.0),
+    ("stand_still", -0.5),
+    ("feet_slip", -0.1),
+    ("termination", -50.0),
+)
+BIPED_REWARDS = (
+    ("track_lin_vel_xy", 2.0),
+    ("track_ang_vel_z", 1.0),
+    ("lin_vel_z", -2.0),
+    ("ang_vel_xy", -0.05),
+    ("orientation", -10.0),
+    ("base_height", -50.0),
+    ("torques", -1e-5),
+    ("action_rate", -0.01),
+    ("feet_air_time", 2.0),
+    ("joint_pos_limits", -10.0),
+    ("feet_slip", -0.2),
+    ("termination", -100.0),
+    ("alive", 1.0),
+)
+
+
+@dataclass(frozen=True)
+class VelocityTaskConfig(TaskConfig):
+    """Velocity tracking. Commands are resampled every `command_resample_s`; a share of them are zero (stand)."""
+
+    actor_obs: tuple[TermConfig, ...] = ACTOR_OBS
+    critic_obs: tuple[TermConfig, ...] = CRITIC_OBS
+    reward_weights: tuple[tuple[str, float], ...] = QUADRUPED_REWARDS
+    vx_range: Range = (-1.0, 1.0)  # m/s
+    vy_range: Range = (-0.5, 0.5)  # m/s
+    yaw_rate_range: Range = (-1.0, 1.0)  # rad/s
+    command_resample_s: float = 5.0
+    zero_command_prob: float = 0.1
+    gait_period_s: float = 0.5  # gait clock period (a trot cycle)
+    terminate_tilt_deg: float = 60.0
+    terminate_height_frac: float = 0.5  # of nominal base height
+    reset_joint_noise_rad: float = 0.1
+    terrain: TerrainConfig | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("vx_range", "vy_range", "yaw_rate_range"):
+            lo, hi = getattr(self, name)
+            if lo > hi:
+                raise ValueError(f"VelocityTaskConfig.{name}: lo > hi ({lo} > {hi}); give (lo, hi)")
+        if not 0 <= self.zero_command_prob <= 1:
+            raise ValueError(f"VelocityTaskConfig.zero_command_prob must be in [0, 1], got {self.zero_command_prob}")
+
+
+class VelocityTask(BatchedTask):
+    command_names = ("vx", "vy", "yaw_rate")
+    cfg: VelocityTaskConfig
+
+    def __init__(self, cfg: VelocityTaskConfig, num_envs: int, seed: int | None = None):
+        self.terrain = Terrain(cfg.terrain) if cfg.terrain is not None else None
+        super().__init__(cfg, num_envs, seed)
+        if not self.robot.is_legged:
+            raise ValueError(f"VelocityTask needs a legged robot; {self.robot.name!r} is a {self.robot.kind}")
+        n, nf = num_envs, len(self.robot.feet)
+        self.air_time = np.zeros((n, nf))
+        self.contact_last = np.zeros((n, nf), dtype=bool)
+        self.phase = np.zeros(n)
+        self.command_timer = np.zeros(n)
+        self.nominal_height = float(self.robot.nominal_base_height_m)
+        self.level = np.zeros(n, dtype=int)
+        self.col = np.zeros(n, dtype=int)
+        self.spawn_xy = np.zeros((n, 2))
+        self.commanded_dist = np.zeros(n)
+
+    def build_mjspec(self) -> mujoco.MjSpec:
+        spec = super().build_mjspec() if self.terrain is None else self._terrain_spec()
+        for f in self.robot.feet:
+            spec.add_sensor(
+                name=f"footfall_{f}_pos",
+                type=mujoco.mjtSensor.mjSENS_FRAMEPOS,
+                objtype=mujoco.mjtObj.mjOBJ_SITE,
+                objname=f,
+            )
+            spec.add_sensor(
+                name=f"footfall_{f}_linvel",
+                type=mujoco.mjtSensor.mjSENS_FRAMELINVEL,
+                objtype=mujoco.mjtObj.mjOBJ_SITE,
+                objname=f,
+            )
+        return spec
+
+    def _terrain_spec(self) -> mujoco.MjSpec:
+        spec = self.robot.build_mjspec(floor=False)
+        for a in self.robot.actuator_names:
+            spec.add_sensor(
+                name=f"footfall_{a}_force",
+                type=mujoco.mjtSensor.mjSENS_ACTUATORFRC,
+                objtype=mujoco.mjtObj.mjOBJ_ACTUATOR,
+                objname=a,
+            )
+        self.terrain.add_to(spec)
+        spec.worldbody.add_light(pos=[0, 0, 3], dir=[0, 0, -1], type=int(mujoco.mjtLightType.mjLIGHT_DIRECTIONAL))
+        return spec
+
+    def after_compile(self, model: mujoco.MjModel) -> None:
+        super().after_compile(model)
+        if self.terrain is not None:
+            self.terrain.set_hfield_data(model)
+        adr = lambda name: model.sensor_adr[model.sensor(name).id]  # noqa: E731
+        self.foot_pos_idx = np.array([[adr(f"footfall_{f}_pos") + k for k in range(3)] for f in self.robot.feet])
+        self.foot_vel_idx = np.array([[adr(f"footfall_{f}_linvel") + k for k in range(3)] for f in self.robot.feet])
+
+    # ------------------------------------------------------------------ commands and resets
+
+    def command_ranges(self) -> list[tuple[float, float]]:
+        return [self.cfg.vx_range, self.cfg.vy_range, self.cfg.yaw_rate_range]
+
+    def sample_commands(self, rows: np.ndarray) -> None:
+        c = self.cfg
+        k = len(rows)
+        cmd = np.stack(
+            [
+                self.rng.uniform(*c.vx_range, k),
+                self.rng.uniform(*c.vy_range, k),
+                self.rng.uniform(*c.yaw_rate_range, k),
+            ],
+            axis=-1,
+        )
+        cmd[self.rng.random(k) < c.zero_command_prob] = 0.0
+        self.command[rows] = cmd
+        self.command_timer[rows] = 0.0
+
+    def reset_state(self, rows: np.ndarray) -> np.ndarray:
+        states = super().reset_state(rows)
+        qs = self.sim.qpos_slice
+        qpos = states[:, qs]
+        k = len(rows)
+        noise = self.rng.uniform(-1, 1, (k, self.robot.num_joints)) * self.cfg.reset_joint_noise_rad
+        qpos[:, self.qadr] = np.clip(qpos[:, self.qadr] + noise, self.pos_lo, self.pos_hi)
+        yaw = self.rng.uniform(-np.pi, np.pi, k)
+        qpos[:, 3:7] = _quat_mul_z(yaw, qpos[:, 3:7])
+        if self.terrain is not None:
+            cols = self.rng.integers(0, len(self.terrain.cfg.types), k)
+            self.col[rows] = cols
+            xy = self.terrain.tile_center(self.level[rows], cols) + self.rng.uniform(-0.3, 0.3, (k, 2))
+            qpos[:, 0:2] = xy
+            qpos[:, 2] += self.terrain.height_at(xy) + 0.02
+            self.spawn_xy[rows] = xy
+            self.commanded_dist[rows] = 0.0
+        states[:, qs] = qpos
+        if hasattr(self, "air_time"):
+            self.air_time[rows] = 0.0
+            self.contact_last[rows] = True
+            self.phase[rows] = 0.0
+        return states
+
+    def on_episode_end(self, rows: np.ndarray) -> dict[str, float]:
+        log = {}
+        if self.terrain is not None and self.terrain.cfg.curriculum:
+            dist = np.linalg.norm(self.sim.qpos[rows, 0:2] - self.spawn_xy[rows], axis=-1)
+            self.level[rows] = update_levels(
+                self.level[rows],
+                dist,
+                self.commanded_dist[rows],
+                self.terrain.cfg.tile_size_m,
+                self.terrain.cfg.num_levels,
+            )
+            log["terrain_level"] = float(self.level.mean())
+        return log
+
+    def pre_physics(self) -> None:
+        dt = self.cfg.control_dt_s
+        self.phase = (self.phase + dt / self.cfg.gait_period_s) % 1.0
+        self.command_timer += dt
+        due = np.flatnonzero(self.command_timer >= self.cfg.command_resample_s)
+        if len(due):
+            self.sample_commands(due)
+        if self.terrain is not None:
+            self.commanded_dist += np.linalg.norm(self.command[:, :2], axis=-1) * dt
+
+    # ------------------------------------------------------------------ state, rewards, terminations
+
+    def fill_task_state(self, s: RobotState, sensors: np.ndarray) -> None:
+        s.phase = self.phase
+        qpos = self.sim.qpos
+        h = qpos[:, 2]
+        if self.terrain is not None:
+            h = h - self.terrain.height_at(qpos[:, 0:2])
+        s.base_height = h
+        s.extras["foot_pos"] = sensors[:, self.foot_pos_idx]  # (N, nf, 3) world
+        s.extras["foot_vel"] = sensors[:, self.foot_vel_idx]  # (N, nf, 3) world
+
+    def rewards(self, s: RobotState) -> dict[str, np.ndarray]:
+        quat = s.extras["true_quat"]
+        v_body = s.base_lin_vel
+        gyro = s.extras["true_gyro"]
+        g = projected_gravity(quat)
+        contact = s.foot_contact > 1.0  # (N, nf)
+        dt = self.cfg.control_dt_s
+        first_contact = (self.air_time > 0) & contact & ~self.contact_last
+        self.air_time += dt
+        air = self.air_time.copy()
+        self.air_time[contact] = 0.0
+        self.contact_last = contact
+        moving = (np.linalg.norm(self.command, axis=-1) > 0.1).astype(float)
+        jp = s.extras["true_joint_pos"]
+        terms = {
+            "track_lin_vel_xy": R.track_lin_vel_xy(self.command[:, :2], v_body[:, :2]),
+            "track_ang_vel_z": R.track_ang_vel_z(self.command[:, 2], gyro[:, 2]),
+            "lin_vel_z": R.lin_vel_z(v_body),
+            "ang_vel_xy": R.ang_vel_xy(gyro),
+            "orientation": R.orientation(g),
+            "base_height": R.base_height(s.base_height, self.nominal_height),
+            "torques": R.torques(s.extras["torque"]),
+            "action_rate": R.action_rate(self.action, self.last_action),
+            "feet_air_time": R.feet_air_time(first_contact, air, moving),
+            "joint_pos_limits": R.joint_pos_limits(jp, self.pos_lo, self.pos_hi),
+            "stand_still": R.stand_still(jp - self.default_pose, moving),
+            "feet_slip": R.feet_slip(s.extras["foot_vel"][..., :2], contact),
+            "termination": self._fallen(s).astype(float) / dt,  # one-off penalty, undo the dt scaling
+            "alive": R.alive(self.num_envs),
+            "energy": R.energy(s.extras["torque"], s.extras["true_joint_vel"]),
+        }
+        return terms
+
+    reward_fns = {
+        name: None
+        for name in (
+            "track_lin_vel_xy",
+            "track_ang_vel_z",
+            "lin_vel_z",
+            "ang_vel_xy",
+            "orientation",
+            "base_height",
+            "torques",
+            "action_rate",
+            "feet_air_time",
+            "joint_pos_limits",
+            "stand_still",
+            "feet_slip",
+            "termination",
+            "alive",
+            "energy",
+        )
+    }
+
+    def _fallen(self, s: RobotState) -> np.ndarray:
+        g = projected_gravity(s.extras["true_quat"])
+        tilt_ok = -g[:, 2] > np.cos(np.radians(self.cfg.terminate_tilt_deg))
+        height_ok = s.base_height > self.cfg.terminate_height_frac * self.nominal_height
+        return ~(tilt_ok & height_ok)
+
+    def terminated(self, s: RobotState) -> np.ndarray:
+        return self._fallen(s)
+
+
+def _quat_mul_z(yaw: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Pre-rotate orientations q (wxyz) by yaw about world z. (N,), (N, 4) -> (N, 4)."""
+    c, s = np.cos(yaw / 2), np.sin(yaw / 2)
+    w, x, y, z = q[:, 0], q[:, 1], q[:, 2], q[:, 3]
+    return np.stack([c * w - s * z, c * x - s * y, c * y + s * x, c * z + s * w], axis=-1)
