@@ -1,0 +1,91 @@
+"""Arm reaching: move the end effector to a target position sampled inside the workspace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from footfall.envs import rewards as R
+from footfall.envs.core import BatchedTask, TaskConfig
+from footfall.envs.randomization import DomainRandomization
+from footfall.robots.observations import RobotState, TermConfig
+
+REACH_OBS = (
+    TermConfig("joint_pos_rel"),
+    TermConfig("joint_vel", scale=0.1),
+    TermConfig("ee_pos"),
+    TermConfig("ee_to_target", scale=5.0, clip=5.0),
+    TermConfig("last_action"),
+)
+# A fixed-base arm has no floor, pushes or IMU: randomize its actuators, joints, encoders and timing only.
+ARM_RANDOMIZATION = DomainRandomization(
+    friction=(1.0, 1.0),
+    added_base_mass_kg=(0.0, 0.0),
+    base_com_offset_m=(0.0, 0.0),
+    push_velocity_mps=0.0,
+    obs_latency_s=(0.0, 0.004),
+    action_latency_s=(0.0, 0.004),
+    noise=(("joint_pos_rel", 0.001), ("joint_vel", 0.05)),
+)
+
+
+@dataclass(frozen=True)
+class ReachTaskConfig(TaskConfig):
+    """Reach a target position; targets come from forward kinematics of random joint angles, so all are reachable."""
+
+    robot: str = "panda"
+    episode_length_s: float = 3.0
+    action_scale: float = 0.5
+    actor_obs: tuple[TermConfig, ...] = REACH_OBS
+    reward_weights: tuple[tuple[str, float], ...] = (("reach", 1.0), ("action_rate", -0.02), ("joint_vel", -0.01))
+    randomization: DomainRandomization = ARM_RANDOMIZATION
+    target_joint_margin: float = 0.2  # rad inside each joint range when sampling target configurations
+    min_target_height_m: float = 0.1
+
+
+class ReachTask(BatchedTask):
+    command_names = ("target_x", "target_y", "target_z")
+    reward_fns = {"reach": None, "action_rate": None, "joint_vel": None}
+    cfg: ReachTaskConfig
+
+    def __init__(self, cfg: ReachTaskConfig, num_envs: int, seed: int | None = None):
+        super().__init__(cfg, num_envs, seed)
+        if self.robot.kind != "arm":
+            raise ValueError(f"ReachTask needs an arm; {self.robot.name!r} is a {self.robot.kind}")
+        self._fk_data = mujoco.MjData(self.model)
+        self._ee_site = self.model.site(self.robot.end_effector_site).id
+
+    def command_ranges(self) -> list[tuple[float, float]]:
+        return [(-1.0, 1.0)] * 3
+
+    def reset_state(self, rows: np.ndarray) -> np.ndarray:
+        states = super().reset_state(rows)
+        qpos = states[:, self.sim.qpos_slice]
+        noise = self.rng.uniform(-0.1, 0.1, (len(rows), self.robot.num_joints))
+        qpos[:, self.qadr] = np.clip(qpos[:, self.qadr] + noise, self.pos_lo, self.pos_hi)
+        states[:, self.sim.qpos_slice] = qpos
+        return states
+
+    def sample_commands(self, rows: np.ndarray) -> None:
+        m, d = self.model, self._fk_data
+        lo, hi = self.pos_lo + self.cfg.target_joint_margin, self.pos_hi - self.cfg.target_joint_margin
+        for i in rows:
+            for _ in range(100):
+                d.qpos[self.qadr] = self.rng.uniform(lo, hi)
+                mujoco.mj_kinematics(m, d)
+                target = d.site_xpos[self._ee_site].copy()
+                if target[2] >= self.cfg.min_target_height_m:
+                    break
+            self.command[i] = target
+
+    def fill_task_state(self, s: RobotState, sensors: np.ndarray) -> None:
+        s.ee_pos = sensors[:, self.layout.ee_pos]
+
+    def rewards(self, s: RobotState) -> dict[str, np.ndarray]:
+        return {
+            "reach": R.reach_distance(self.command - s.ee_pos),
+            "action_rate": R.action_rate(self.action, self.last_action),
+            "joint_vel": R.joint_vel_sq(s.extras["true_joint_vel"]),
+        }

@@ -1,0 +1,50 @@
+"""The registered tasks: versioned ids, each a config preset over a task class. A change to what observations,
+actions or rewards mean bumps the version."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from footfall.envs.core import BatchedTask, TaskConfig
+from footfall.envs.locomotion import BIPED_REWARDS, VelocityTask, VelocityTaskConfig
+from footfall.envs.reach import ReachTask, ReachTaskConfig
+from footfall.envs.terrain import TerrainConfig
+
+TASKS: dict[str, tuple[type[BatchedTask], TaskConfig]] = {
+    "footfall/Quadruped-Walk-Flat-v0": (VelocityTask, VelocityTaskConfig(robot="go1")),
+    "footfall/Quadruped-Walk-Rough-v0": (VelocityTask, VelocityTaskConfig(robot="go1", terrain=TerrainConfig())),
+    "footfall/Biped-Walk-Flat-v0": (
+        VelocityTask,
+        VelocityTaskConfig(
+            robot="h1",
+            reward_weights=BIPED_REWARDS,
+            vx_range=(-0.5, 1.0),
+            vy_range=(-0.3, 0.3),
+            yaw_rate_range=(-0.5, 0.5),
+            gait_period_s=0.8,
+            terminate_height_frac=0.7,
+            terminate_tilt_deg=45.0,
+        ),
+    ),
+    "footfall/Arm-Reach-v0": (ReachTask, ReachTaskConfig()),
+}
+
+
+def task_config(task: str, **overrides: Any) -> TaskConfig:
+    """The preset config of `task` with `overrides` applied (unknown fields are refused, naming the valid ones)."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; registered tasks: {sorted(TASKS)}")
+    _, cfg = TASKS[task]
+    valid = {f.name for f in dataclasses.fields(cfg)}
+    unknown = sorted(set(overrides) - valid)
+    if unknown:
+        raise ValueError(f"{type(cfg).__name__} has no field(s) {unknown}; valid fields: {sorted(valid)}")
+    return dataclasses.replace(cfg, **overrides)
+
+
+def make_task(task: str, num_envs: int, seed: int | None = None, **overrides: Any) -> BatchedTask:
+    """The batched core of a registered task, without gymnasium."""
+    cls, _ = TASKS[task] if task in TASKS else (None, None)
+    cfg = task_config(task, **overrides)
+    return cls(cfg, num_envs, seed)

@@ -1,0 +1,156 @@
+"""Environments: gymnasium API, determinism, itemized rewards, observation layout, robustness, bad config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import footfall.envs
+from footfall.envs import DomainRandomization, make_task, task_config
+from footfall.robots.observations import TERMS, TermContext
+
+IDS = sorted(footfall.envs.TASKS)
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_check_env_passes(env_id: str) -> None:
+    """gymnasium's env checker accepts every registered id."""
+    env = gym.make(env_id)
+    check_env(env.unwrapped, skip_render_check=True)
+    env.close()
+
+
+def test_ids_are_registered_on_import_in_the_footfall_namespace() -> None:
+    assert all(i.startswith("footfall/") and i.endswith("-v0") for i in IDS)
+    assert {
+        "footfall/Quadruped-Walk-Flat-v0",
+        "footfall/Quadruped-Walk-Rough-v0",
+        "footfall/Biped-Walk-Flat-v0",
+        "footfall/Arm-Reach-v0",
+    } <= set(gym.registry)
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_seeded_resets_and_rollouts_are_deterministic(env_id: str) -> None:
+    """Same seed, same actions: identical observations and rewards (randomization included)."""
+    runs = []
+    for _ in range(2):
+        task = make_task(env_id, num_envs=4)
+        obs, _ = task.reset(seed=7)
+        actions = np.random.default_rng(0).uniform(-1, 1, (30, 4, task.action_size))
+        trace = [obs]
+        for a in actions:
+            obs, rew, *_ = task.step(a)
+            trace += [obs, rew[:, None]]
+        runs.append(np.concatenate(trace, axis=1))
+        task.close()
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_reward_equals_sum_of_info_terms_and_obs_size_matches_terms(env_id: str) -> None:
+    task = make_task(env_id, num_envs=8, seed=0)
+    obs, info = task.reset(seed=0)
+    ctx = TermContext(task.default_pose, len(task.command_names), len(task.robot.feet))
+    assert obs.shape[1] == sum(TERMS[t.name].size(ctx) * t.history for t in task.cfg.actor_obs)
+    assert info["critic_obs"].shape[1] == task.critic_obs_size
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        obs, rew, term, trunc, info = task.step(rng.uniform(-1, 1, (8, task.action_size)))
+        np.testing.assert_allclose(rew, np.sum(list(info["reward_terms"].values()), axis=0), rtol=1e-12, atol=1e-12)
+        assert set(info["reward_terms"]) == {n for n, _ in task.cfg.reward_weights}
+    task.close()
+
+
+@pytest.mark.parametrize("env_id", ["footfall/Quadruped-Walk-Rough-v0", "footfall/Biped-Walk-Flat-v0"])
+def test_no_nan_in_ten_thousand_random_steps_with_all_randomization(env_id: str) -> None:
+    """10k env steps (64 envs x 160 steps) of random actions with every randomization on: all finite."""
+    task = make_task(env_id, num_envs=64, seed=3, episode_length_s=1.0)
+    obs, info = task.reset(seed=3)
+    rng = np.random.default_rng(3)
+    episodes = 0
+    for _ in range(160):
+        obs, rew, term, trunc, info = task.step(rng.uniform(-3, 3, (64, task.action_size)))
+        assert np.isfinite(obs).all() and np.isfinite(rew).all() and np.isfinite(info["critic_obs"]).all()
+        episodes += int(np.sum(term | trunc))
+    assert episodes >= 64 * 3  # truncation at 1 s: every env went through several episodes
+    task.close()
+
+
+def test_truncation_reports_timeouts_not_terminations() -> None:
+    task = make_task("footfall/Arm-Reach-v0", num_envs=2, seed=0, episode_length_s=0.1)
+    task.reset(seed=0)
+    for k in range(5):
+        _, _, term, trunc, info = task.step(np.zeros((2, 7)))
+    assert trunc.all() and not term.any()
+    assert info["final_obs"].shape == (2, task.obs_size)
+    task.close()
+
+
+def test_actor_may_not_read_simulator_only_terms() -> None:
+    from footfall.robots.observations import TermConfig
+
+    cfg = task_config("footfall/Quadruped-Walk-Flat-v0")
+    with pytest.raises(ValueError, match=r"\['base_lin_vel'\] are simulator-only.*estimator"):
+        make_task(
+            "footfall/Quadruped-Walk-Flat-v0", num_envs=1, actor_obs=cfg.actor_obs + (TermConfig("base_lin_vel"),)
+        )
+
+
+def test_reference_go1_runs_the_quadruped_task_unchanged(reference_go1_spec: Path) -> None:
+    """The third-party Go1 builds and steps on the quadruped task through its spec file, no code change."""
+    task = make_task("footfall/Quadruped-Walk-Flat-v0", num_envs=4, seed=0, robot=str(reference_go1_spec))
+    obs, _ = task.reset(seed=0)
+    for _ in range(50):
+        obs, rew, *_ = task.step(np.zeros((4, 12)))
+    assert np.isfinite(obs).all() and task.robot.name == "reference_go1"
+    task.close()
+
+
+# ---------------------------------------------------------------- bad config
+
+
+def test_unknown_reward_term_names_valid_terms() -> None:
+    with pytest.raises(ValueError, match=r"unknown reward term\(s\) \['speed'\]; valid terms: \[.*'track_lin_vel_xy'"):
+        make_task("footfall/Quadruped-Walk-Flat-v0", num_envs=1, reward_weights=(("speed", 1.0),))
+
+
+def test_range_with_lo_above_hi_names_the_field() -> None:
+    with pytest.raises(ValueError, match=r"DomainRandomization.friction: range lo > hi"):
+        DomainRandomization(friction=(1.2, 0.4))
+    with pytest.raises(ValueError, match=r"VelocityTaskConfig.vx_range: lo > hi"):
+        task_config("footfall/Quadruped-Walk-Flat-v0", vx_range=(1.0, -1.0))
+
+
+def test_negative_latency_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"DomainRandomization.action_latency_s: must be >= 0"):
+        DomainRandomization(action_latency_s=(-0.01, 0.0))
+
+
+def test_unknown_config_field_and_task_list_valid_choices() -> None:
+    with pytest.raises(ValueError, match=r"has no field\(s\) \['num_legs'\]; valid fields"):
+        task_config("footfall/Quadruped-Walk-Flat-v0", num_legs=4)
+    with pytest.raises(ValueError, match=r"unknown task 'Go1-v0'; registered tasks"):
+        task_config("Go1-v0")
+    with pytest.raises(ValueError, match=r"not a whole number of go1's physics steps"):
+        make_task("footfall/Quadruped-Walk-Flat-v0", num_envs=1, control_dt_s=0.021)
+
+
+@pytest.mark.slow
+def test_memory_for_1024_quadrupeds_stays_under_2_gib() -> None:
+    """Peak resident memory of a process holding 1024 randomized quadrupeds and stepping them stays < 2 GiB."""
+    import subprocess
+    import sys
+
+    code = (
+        "import resource, numpy as np; from footfall.envs import make_task; "
+        "t = make_task('footfall/Quadruped-Walk-Flat-v0', num_envs=1024, seed=0); t.reset(seed=0); "
+        "[t.step(np.zeros((1024, 12))) for _ in range(20)]; "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    kib = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert kib * 1024 < 2 * 2**30
