@@ -1,1 +1,6 @@
-"""`footfall bench NAME` benchmarks."""
+"""`footfall bench NAME`: each benchmark prints a readable table, then, as its last line, one JSON object of its
+figures. A reference is measured in the same run (these machines are shared and noisy): report medians and ratios."""
+
+BENCHMARKS: dict[str, str] = {
+    "env": "footfall.benchmarks.env_throughput",
+}

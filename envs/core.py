@@ -52,6 +52,7 @@ class BatchedTask:
 
     reward_fns: dict[str, Any] = {}  # name -> method computing the unweighted term, (N,)
     command_names: tuple[str, ...] = ()
+    sim_class: type[BatchedSim] = BatchedSim  # SerialSim: the plain one-MjData-per-robot mj_step loop
 
     def __init__(self, cfg: TaskConfig, num_envs: int, seed: int | None = None):
         if num_envs < 1:
@@ -86,7 +87,7 @@ class BatchedTask:
         self.pos_lo = np.array([lo for lo, _ in self.robot.position_limits])
         self.pos_hi = np.array([hi for _, hi in self.robot.position_limits])
         self.models = [copy.deepcopy(self.model) for _ in range(n)]
-        self.sim = BatchedSim(self.models, self.decimation, cfg.nthread)
+        self.sim = self.sim_class(self.models, self.decimation, cfg.nthread)
         self.randomizer = ModelRandomizer(self.model, self.model.body(self.robot.base_body).id, self.act_ids, self.dadr)
         data = mujoco.MjData(self.model)
         mujoco.mj_resetDataKeyframe(self.model, data, self.model.key(self.robot.home_keyframe).id)

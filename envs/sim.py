@@ -29,6 +29,8 @@ class BatchedSim:
         self.nstate = mujoco.mj_stateSize(m0, STATE_SPEC)
         self._datas = [mujoco.MjData(m0) for _ in range(self.nthread)]
         self._pool = rollout.Rollout(nthread=self.nthread) if self.nthread > 1 else None
+        # Chunks of N / (4 threads): measured ~10% faster than rollout's default N / (10 threads) on 2 cores.
+        self.chunk_size = max(1, self.num_envs // (4 * self.nthread))
         self.state = np.zeros((self.num_envs, self.nstate))  # (N, nstate), current full physics state
         self.state_out = np.zeros((self.num_envs, nstep, self.nstate))  # (N, nstep, nstate)
         self.sensor_out = np.zeros((self.num_envs, nstep, self.nsensordata))  # (N, nstep, nsensordata)
@@ -79,3 +81,21 @@ class BatchedSim:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+
+
+class SerialSim(BatchedSim):
+    """The same interface stepped the plain way: one MjData per robot, `mj_step` once per physics step, in a Python
+    loop. The reference a batched sim is measured against, and a fallback that needs no thread pool."""
+
+    def __init__(self, models: list[mujoco.MjModel], nstep: int, nthread: int | None = None):
+        super().__init__(models, nstep, nthread=1)
+        self._serial_datas = [mujoco.MjData(m) for m in models]
+
+    def step(self, control: np.ndarray) -> None:
+        for i, (m, d) in enumerate(zip(self.models, self._serial_datas)):
+            mujoco.mj_setState(m, d, self.state[i], STATE_SPEC)
+            for k in range(self.nstep):
+                d.ctrl[:] = control[i, k]
+                mujoco.mj_step(m, d)
+                self.sensor_out[i, k] = d.sensordata
+            mujoco.mj_getState(m, d, self.state[i], STATE_SPEC)

@@ -14,6 +14,7 @@ examples:
   footfall robots                     list the built-in robots (DoF, mass, standing height)
   footfall stand                      hold every robot at its home pose for 10 s and report
   footfall stand --robot my_bot.toml  the same for your own robot (MJCF + spec file)
+  footfall bench env --quick          environment throughput against raw MuJoCo and a single-env loop
 """
 
 
@@ -94,6 +95,24 @@ def _cmd_stand(args: argparse.Namespace) -> int:
     return 0 if all(r.passed() for r in results) else 1
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import importlib
+
+    from footfall.benchmarks import BENCHMARKS
+
+    names = [args.name] if args.name else list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        print(f"footfall bench: unknown benchmark {unknown[0]!r}; available: {sorted(BENCHMARKS)}", file=sys.stderr)
+        return 2
+    results = {}
+    for name in names:
+        results[name] = importlib.import_module(BENCHMARKS[name]).main(quick=args.quick)
+    if len(names) > 1:
+        print(json.dumps(results))
+    return 0
+
+
 def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
@@ -130,6 +149,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--robot", action="append", help="robot name or spec file; repeat for several (default: all)")
     p.add_argument("--seconds", type=float, default=10.0, help="simulated seconds (default: 10)")
     commands["stand"] = _cmd_stand
+
+    p = sub.add_parser(
+        "bench",
+        help="run a benchmark (prints a table, then one JSON line of its figures)",
+        description="Run a benchmark, or all of them. Each measures a reference in the same process "
+        "and reports medians and ratios; the last line is a JSON object of its figures.",
+    )
+    p.add_argument("name", nargs="?", help="benchmark name (default: all): env")
+    p.add_argument("--quick", action="store_true", help="a short version (fewer repeats)")
+    commands["bench"] = _cmd_bench
 
     parser.set_defaults(_commands=commands)
     return parser
