@@ -237,6 +237,39 @@ class BatchedTask:
     def close(self) -> None:
         self.sim.close()
 
+    # ------------------------------------------------------------------ snapshots (bit-for-bit resume)
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything that evolves during a run: per-env buffers, physics state, observation histories, the
+        generator. Models are not stored: they are a function of the sampled parameters and are re-derived."""
+        arrays = {k: v.copy() for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+        return {
+            "arrays": arrays,
+            "params": {k: v.copy() for k, v in self.params.items()},
+            "sim": {"state": self.sim.state.copy(), "sensor_out": self.sim.sensor_out.copy()},
+            "obs_history": [[h.copy() for h in b._history] + [b._fresh.copy()] for b in (self.actor_obs, self.critic_obs)],
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def set_state(self, snap: dict[str, Any]) -> None:
+        """Restore a `get_state` snapshot taken from a task with the same config and number of envs."""
+        for k, v in snap["arrays"].items():
+            current = getattr(self, k, None)
+            if not isinstance(current, np.ndarray) or current.shape != v.shape:
+                raise ValueError(f"snapshot does not fit this task: buffer {k!r} has shape {v.shape}, task has "
+                                 f"{getattr(current, 'shape', None)}; resume with the run's own config and num_envs")
+            current[...] = v
+        for k, v in snap["params"].items():
+            self.params[k][...] = v
+        apply_all(self.randomizer, self.models, self.params, np.arange(self.num_envs))
+        self.sim.state[...] = snap["sim"]["state"]
+        self.sim.sensor_out[...] = snap["sim"]["sensor_out"]
+        for b, hist in zip((self.actor_obs, self.critic_obs), snap["obs_history"]):
+            for h, v in zip(b._history, hist[:-1]):
+                h[...] = v
+            b._fresh[...] = hist[-1]
+        self.rng.bit_generator.state = snap["rng"]
+
     def contract(self, **kwargs: Any) -> PolicyContract:
         """The policy contract for a policy trained on this task."""
         lat = self.cfg.randomization.action_latency_s if self.cfg.randomization.enabled else (0.0, 0.0)

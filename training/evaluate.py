@@ -1,0 +1,200 @@
+"""Evaluate a trained run: seeded episodes with randomization on and a deterministic policy.
+
+Legged tasks: each episode is 20 s of commands held 5 s each, drawn (seeded) from the preset's command ranges.
+  lin_vel_rmse       RMS of |v_xy - c_xy| (body frame, m/s) over all steps except the first second after each
+                     command change (the time to accelerate), over episodes that did not fall
+  fall_rate          share of episodes that ended by falling (tilt or base height)
+  cost_of_transport  sum of positive joint power x dt / (m g distance), median over episodes that moved
+Arm: one target per episode; reach_error_m is the mean final end-effector error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from footfall.envs import make_task
+from footfall.training.runner import atomic_write_text, load_checkpoint
+
+Policy = Callable[[np.ndarray], np.ndarray]
+
+
+def load_policy(run: str | Path) -> tuple[Any, Policy, dict]:
+    """(RunConfig, deterministic numpy policy obs (N, D) -> actions (N, A), checkpoint) of a run directory."""
+    from footfall.training.train import make_runner, run_config_from_dict
+
+    ck = load_checkpoint(Path(run))
+    cfg = run_config_from_dict(ck["config"])
+    actor = actor_from_checkpoint(cfg, ck)
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return actor(torch.as_tensor(obs, dtype=torch.float32)).numpy().astype(np.float64)
+
+    del make_runner
+    return cfg, policy, ck
+
+
+def actor_from_checkpoint(cfg: Any, ck: dict) -> torch.nn.Module:
+    """The deterministic actor module (normalizer folded in) of a checkpoint."""
+    from footfall.training.networks import ActorCritic, DeterministicActor
+
+    sd = ck["policy"]
+    if cfg.algo == "sac":
+        from footfall.training.sac import SACActor
+
+        obs_size = sd["norm.mean"].shape[0]
+        act_size = sd["net.2.weight"].shape[0] // 2 if "net.2.weight" in sd else None
+        actor = SACActor(obs_size, ck["action_size"], cfg.sac.hidden)
+        actor.load_state_dict(sd)
+        del act_size
+        return DeterministicActor(actor.norm, actor.mean_net(), squash=True).eval()
+    obs_size = sd["actor_norm.mean"].shape[0]
+    cobs = sd["critic_norm.mean"].shape[0]
+    act = sd["log_std"].shape[0]
+    ac = ActorCritic(obs_size, cobs, act, cfg.ppo.actor_hidden, cfg.ppo.critic_hidden)
+    ac.load_state_dict(sd)
+    return DeterministicActor(ac.actor_norm, ac.actor).eval()
+
+
+def command_schedule(rng: np.random.Generator, n: int, segments: int, ranges: list[tuple[float, float]]) -> np.ndarray:
+    """(segments, n, ncmd) commands, uniform in each range."""
+    lo = np.array([r[0] for r in ranges])
+    hi = np.array([r[1] for r in ranges])
+    return rng.uniform(lo, hi, size=(segments, n, len(ranges)))
+
+
+def evaluate_legged(
+    task_id: str,
+    policy: Policy,
+    episodes: int = 20,
+    seed: int = 12345,
+    episode_s: float = 20.0,
+    hold_s: float = 5.0,
+    settle_s: float = 1.0,
+    env_overrides: dict | None = None,
+    frames: list | None = None,
+) -> dict[str, Any]:
+    overrides = dict(env_overrides or {})
+    overrides.update(episode_length_s=episode_s + 1.0, command_resample_s=1e9, zero_command_prob=0.0)
+    task = make_task(task_id, num_envs=episodes, seed=seed, **overrides)
+    obs, _ = task.reset(seed=seed)
+    steps = int(round(episode_s / task.cfg.control_dt_s))
+    hold = int(round(hold_s / task.cfg.control_dt_s))
+    settle = int(round(settle_s / task.cfg.control_dt_s))
+    sched = command_schedule(np.random.default_rng(seed), episodes, int(np.ceil(steps / hold)), task.command_ranges())
+    alive = np.ones(episodes, dtype=bool)
+    sq_err, counted = np.zeros(episodes), np.zeros(episodes)
+    energy, start_xy = np.zeros(episodes), task.sim.qpos[:, :2].copy()
+    path = np.zeros(episodes)
+    mass = float(task.model.body_mass.sum())
+    dt = task.cfg.control_dt_s
+    renderer = _renderer(task) if frames is not None else None
+    for k in range(steps):
+        if k % hold == 0:
+            task.command[:] = sched[k // hold]
+            obs = task.actor_obs(task._robot_state(task.sim.sensor_out, privileged=True))
+        prev_xy = task.sim.qpos[:, :2].copy()
+        obs, _, term, trunc, info = task.step(policy(obs))
+        s = task.sim.sensor_out[:, -1]
+        v = s[:, task.layout.imu_linvel][:, :2]
+        torque = s[:, task.torque_idx]
+        qd = task.sim.qvel[:, task.dadr]
+        fell = term & alive
+        alive &= ~term
+        if k % hold >= settle:
+            sq_err += np.where(alive, np.sum((v - task.command[:, :2]) ** 2, axis=-1), 0.0)
+            counted += alive
+        energy += np.where(alive, np.sum(np.clip(torque * qd, 0, None), axis=-1) * dt, 0.0)
+        path += np.where(alive, np.linalg.norm(task.sim.qpos[:, :2] - prev_xy, axis=-1), 0.0)
+        if renderer is not None and k % 2 == 0:
+            frames.append(renderer(task))
+        del fell, trunc, info
+    task.close()
+    ok = counted > 0
+    rmse = float(np.sqrt(sq_err[ok].sum() / counted[ok].sum())) if ok.any() else float("nan")
+    moved = alive & (path > 0.5)
+    cot = float(np.median(energy[moved] / (mass * 9.81 * path[moved]))) if moved.any() else float("nan")
+    del start_xy
+    return {
+        "task": task_id,
+        "episodes": episodes,
+        "lin_vel_rmse": round(rmse, 4),
+        "fall_rate": round(float(1 - alive.mean()), 4),
+        "cost_of_transport": round(cot, 4),
+        "episode_s": episode_s,
+        "seed": seed,
+    }
+
+
+def evaluate_reach(
+    task_id: str, policy: Policy, episodes: int = 100, seed: int = 12345, env_overrides: dict | None = None
+) -> dict[str, Any]:
+    task = make_task(task_id, num_envs=episodes, seed=seed, **dict(env_overrides or {}))
+    obs, _ = task.reset(seed=seed)
+    for _ in range(task.max_episode_steps - 1):
+        obs, *_ = task.step(policy(obs))
+    ee = task.sim.sensor_out[:, -1][:, task.layout.ee_pos]
+    err = np.linalg.norm(ee - task.command, axis=-1)
+    task.close()
+    return {
+        "task": task_id,
+        "episodes": episodes,
+        "reach_error_m": round(float(err.mean()), 5),
+        "reach_error_median_m": round(float(np.median(err)), 5),
+        "within_1cm": round(float((err < 0.01).mean()), 3),
+        "seed": seed,
+    }
+
+
+def _renderer(task: Any):
+    try:
+        import mujoco
+
+        r = mujoco.Renderer(task.models[0], 240, 320)
+    except Exception as e:  # noqa: BLE001
+        print(f"video skipped: offscreen rendering unavailable ({e}). Install libosmesa6 and set MUJOCO_GL=osmesa.")
+        return None
+    import mujoco
+
+    data = mujoco.MjData(task.models[0])
+    cam = mujoco.MjvCamera()
+
+    def frame(t: Any) -> np.ndarray:
+        mujoco.mj_setState(t.models[0], data, t.sim.state[0], mujoco.mjtState.mjSTATE_FULLPHYSICS)
+        mujoco.mj_forward(t.models[0], data)
+        cam.lookat[:] = data.qpos[:3]
+        cam.distance, cam.azimuth, cam.elevation = 1.6, 135, -20
+        r.update_scene(data, cam)
+        return r.render().copy()
+
+    return frame
+
+
+def evaluate_run(run: str | Path, episodes: int = 20, seed: int = 12345, video: bool = True) -> dict[str, Any]:
+    cfg, policy, _ = load_policy(run)
+    overrides = dict(cfg.env_overrides)
+    if "Reach" in cfg.task:
+        result = evaluate_reach(cfg.task, policy, episodes=max(episodes, 100), seed=seed, env_overrides=overrides)
+    else:
+        frames: list | None = [] if video else None
+        result = evaluate_legged(cfg.task, policy, episodes=episodes, seed=seed, env_overrides=overrides, frames=frames)
+        if frames:
+            result["video"] = _write_video(frames, Path(run) / "rollout.gif")
+    atomic_write_text(json.dumps(result, indent=1), Path(run) / "eval.json")
+    return result
+
+
+def _write_video(frames: list, path: Path) -> str | None:
+    try:
+        import imageio.v2 as imageio
+    except ImportError:
+        print("video skipped: imageio is not installed (pip install imageio)")
+        return None
+    imageio.mimsave(path, frames[::2], duration=0.08, loop=0)
+    return str(path)

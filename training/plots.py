@@ -1,0 +1,44 @@
+"""Plots a person would rather look at than read. matplotlib is optional: without it, plots are skipped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def plot_learning_curve(history: list[dict[str, float]], path: Path, title: str = "") -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    if not history:
+        return None
+    t = [h["time/elapsed_s"] / 60 for h in history]
+    panels = [
+        (k, label)
+        for k, label in (
+            ("episode/return", "episode return"),
+            ("tracking/lin_vel_xy_rms_error", "velocity tracking error, m/s"),
+            ("episode/length_s", "episode length, s"),
+        )
+        if any(k in h for h in history)
+    ]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.4), squeeze=False)
+    for ax, (k, label) in zip(axes[0], panels):
+        xs = [ti for ti, h in zip(t, history) if k in h]
+        ax.plot(xs, [h[k] for h in history if k in h], lw=1.5)
+        ax.set_xlabel("wall time, min")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        if k.startswith("tracking"):
+            ax.axhline(0.2, color="tab:red", ls="--", lw=1, label="0.2 m/s target")
+            ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

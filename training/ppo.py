@@ -1,0 +1,97 @@
+"""Proximal Policy Optimization (Schulman et al. 2017), as the update reads in the paper, with the choices that
+make it train legged robots quickly (Rudin et al. 2022): clipped value loss, adaptive learning rate on KL,
+advantage normalization per minibatch, gradient clipping, entropy bonus."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from footfall.training.networks import ActorCritic
+from footfall.training.storage import RolloutStorage
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """PPO hyperparameters."""
+
+    num_steps: int = 24  # environment steps per iteration and environment
+    learning_epochs: int = 5  # passes over the iteration's data
+    num_minibatches: int = 4
+    gamma: float = 0.99  # discount
+    lam: float = 0.95  # GAE lambda
+    clip: float = 0.2  # policy ratio clip
+    value_clip: float = 0.2  # value prediction clip around the old value
+    value_coef: float = 1.0
+    entropy_coef: float = 0.005
+    learning_rate: float = 1e-3
+    schedule: str = "adaptive"  # "adaptive": scale lr to keep KL near desired_kl; "fixed"
+    desired_kl: float = 0.01
+    max_grad_norm: float = 1.0
+    actor_hidden: tuple[int, ...] = (256, 128, 128)
+    critic_hidden: tuple[int, ...] = (256, 128, 128)
+    init_noise_std: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("adaptive", "fixed"):
+            raise ValueError(f"PPOConfig.schedule must be 'adaptive' or 'fixed', got {self.schedule!r}")
+
+
+class PPO:
+    def __init__(self, policy: ActorCritic, cfg: PPOConfig):
+        self.policy, self.cfg = policy, cfg
+        self.lr = cfg.learning_rate
+        self.optimizer = torch.optim.Adam(policy.parameters(), lr=self.lr)
+
+    def update(self, storage: RolloutStorage) -> dict[str, float]:
+        cfg, pol = self.cfg, self.policy
+        stats = {"loss/surrogate": 0.0, "loss/value": 0.0, "loss/entropy": 0.0, "policy/kl": 0.0}
+        n = 0
+        for obs, cobs, actions, old_logp, old_mu, old_sigma, old_v, adv, ret in storage.minibatches(
+            cfg.num_minibatches, cfg.learning_epochs
+        ):
+            dist = pol.distribution(obs)
+            logp = dist.log_prob(actions).sum(-1)
+            entropy = dist.entropy().sum(-1).mean()
+            value = pol.value(cobs)
+            # KL(old || new) between diagonal Gaussians, for the adaptive learning rate
+            with torch.no_grad():
+                mu, sigma = dist.mean, dist.stddev
+                kl = (
+                    (
+                        torch.log(sigma / old_sigma)
+                        + (old_sigma.square() + (old_mu - mu).square()) / (2 * sigma.square())
+                        - 0.5
+                    )
+                    .sum(-1)
+                    .mean()
+                )
+            if cfg.schedule == "adaptive":
+                if kl > 2 * cfg.desired_kl:
+                    self.lr = max(1e-5, self.lr / 1.5)
+                elif 0 < kl < cfg.desired_kl / 2:
+                    self.lr = min(1e-2, self.lr * 1.5)
+                for g in self.optimizer.param_groups:
+                    g["lr"] = self.lr
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+            # clipped surrogate: -min(r A, clip(r, 1 - eps, 1 + eps) A)
+            ratio = torch.exp(logp - old_logp)
+            surrogate = -torch.min(ratio * adv, torch.clamp(ratio, 1 - cfg.clip, 1 + cfg.clip) * adv).mean()
+            # clipped value loss: max((V - R)^2, (V_old + clip(V - V_old) - R)^2)
+            v_clipped = old_v + torch.clamp(value - old_v, -cfg.value_clip, cfg.value_clip)
+            value_loss = torch.max((value - ret).square(), (v_clipped - ret).square()).mean()
+            loss = surrogate + cfg.value_coef * value_loss - cfg.entropy_coef * entropy
+            self.optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(pol.parameters(), cfg.max_grad_norm)
+            self.optimizer.step()
+            stats["loss/surrogate"] += surrogate.item()
+            stats["loss/value"] += value_loss.item()
+            stats["loss/entropy"] += entropy.item()
+            stats["policy/kl"] += kl.item()
+            n += 1
+        out = {k: v / n for k, v in stats.items()}
+        out["policy/learning_rate"] = self.lr
+        out["policy/noise_std"] = float(pol.log_std.detach().exp().mean())
+        return out

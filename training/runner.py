@@ -1,0 +1,289 @@
+"""The training runner: owns the loop, the environment, checkpoints, logs and the progress bar; the algorithm
+(PPO, SAC) owns the update math (the rsl_rl split).
+
+Checkpoints are written atomically (temporary file, fsync, rename) every `checkpoint_every` iterations and when the
+run is interrupted (Ctrl-C / SIGTERM). A checkpoint holds the networks, optimizer, normalizers, torch and numpy
+generator states and a full environment snapshot, so `--resume` continues bit for bit where the run stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from footfall.envs import make_task
+from footfall.training.networks import ActorCritic
+from footfall.training.ppo import PPO, PPOConfig
+from footfall.training.storage import RolloutStorage, gae
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run. Every field can be overridden from the command line."""
+
+    task: str = "footfall/Quadruped-Walk-Flat-v0"  # registered env id
+    algo: str = "ppo"  # ppo | sac
+    num_envs: int = 1024
+    seed: int = 0
+    max_iterations: int = 1000
+    minutes: float | None = None  # wall-clock budget; stops cleanly (with a checkpoint) when it runs out
+    checkpoint_every: int = 25  # iterations
+    torch_threads: int = 2
+    env_overrides: tuple[tuple[str, Any], ...] = ()  # (field, value) pairs applied to the task config
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+
+    def __post_init__(self) -> None:
+        if self.algo not in ("ppo", "sac"):
+            raise ValueError(f"RunConfig.algo must be 'ppo' or 'sac', got {self.algo!r}")
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """torch.save to `path` so that a crash at any moment leaves either the old file or the new one, never half."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(buf.getvalue())
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def atomic_write_text(text: str, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def config_to_dict(cfg: Any) -> Any:
+    return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+
+
+class OnPolicyRunner:
+    """PPO on a batched task."""
+
+    def __init__(self, cfg: RunConfig, out_dir: str | Path, log: bool = True):
+        self.cfg = cfg
+        self.out = Path(out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(cfg.seed)
+        torch.set_num_threads(cfg.torch_threads)
+        self.env = make_task(cfg.task, cfg.num_envs, seed=cfg.seed, **dict(cfg.env_overrides))
+        env = self.env
+        self.policy = ActorCritic(
+            env.obs_size,
+            env.critic_obs_size,
+            env.action_size,
+            cfg.ppo.actor_hidden,
+            cfg.ppo.critic_hidden,
+            cfg.ppo.init_noise_std,
+        )
+        self.alg = PPO(self.policy, cfg.ppo)
+        self.storage = RolloutStorage(
+            cfg.ppo.num_steps, cfg.num_envs, env.obs_size, env.critic_obs_size, env.action_size
+        )
+        self.iteration = 0
+        self.elapsed_s = 0.0  # training wall time over all sessions of this run
+        self.env_steps = 0
+        self.history: list[dict[str, float]] = []  # per-iteration scalars (also in TensorBoard)
+        obs, info = env.reset(seed=cfg.seed)
+        self.obs = torch.as_tensor(obs, dtype=torch.float32)
+        self.critic_obs = torch.as_tensor(info["critic_obs"], dtype=torch.float32)
+        self.writer = None
+        if log:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.out / "tb"))
+        self._stop = False
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "format": "footfall-checkpoint-1",
+            "config": config_to_dict(self.cfg),
+            "iteration": self.iteration,
+            "elapsed_s": self.elapsed_s,
+            "env_steps": self.env_steps,
+            "policy": self.policy.state_dict(),
+            "optimizer": self.alg.optimizer.state_dict(),
+            "lr": self.alg.lr,
+            "torch_rng": torch.get_rng_state(),
+            "env": self.env.get_state(),
+            "obs": self.obs,
+            "critic_obs": self.critic_obs,
+            "history": self.history,
+        }
+
+    def save(self) -> Path:
+        path = self.out / CHECKPOINT
+        atomic_save(self.state_dict(), path)
+        atomic_write_text(json.dumps(self.history), self.out / "history.json")
+        return path
+
+    def load(self, path: Path | None = None) -> None:
+        path = path or self.out / CHECKPOINT
+        ck = load_checkpoint(path)
+        self.policy.load_state_dict(ck["policy"])
+        self.alg.optimizer.load_state_dict(ck["optimizer"])
+        self.alg.lr = ck["lr"]
+        for g in self.alg.optimizer.param_groups:
+            g["lr"] = self.alg.lr
+        torch.set_rng_state(ck["torch_rng"])
+        self.env.set_state(ck["env"])
+        self.obs, self.critic_obs = ck["obs"], ck["critic_obs"]
+        self.iteration, self.elapsed_s, self.env_steps = ck["iteration"], ck["elapsed_s"], ck["env_steps"]
+        self.history = ck["history"]
+
+    # ------------------------------------------------------------------ training
+
+    def collect(self) -> dict[str, float]:
+        """One iteration of experience: num_steps x num_envs transitions into storage."""
+        cfg, env, pol, st = self.cfg.ppo, self.env, self.policy, self.storage
+        ep_returns, ep_lengths, term_sums = [], [], {}
+        track_err = []
+        with torch.no_grad():
+            for t in range(cfg.num_steps):
+                pol.actor_norm.update(self.obs)
+                pol.critic_norm.update(self.critic_obs)
+                dist = pol.distribution(self.obs)
+                actions = dist.sample()
+                st.obs[t], st.critic_obs[t], st.actions[t] = self.obs, self.critic_obs, actions
+                st.log_probs[t] = dist.log_prob(actions).sum(-1)
+                st.mu[t], st.sigma[t] = dist.mean, dist.stddev
+                st.values[t] = pol.value(self.critic_obs)
+                obs, rew, term, trunc, info = env.step(actions.numpy().astype(np.float64))
+                rew_t = torch.as_tensor(rew, dtype=torch.float32)
+                if "done_rows" in info:
+                    rows = info["done_rows"]
+                    tr = trunc[rows]
+                    if tr.any():  # bootstrap through time limits: r += gamma * V(final state)
+                        final_critic = torch.as_tensor(info["final_critic_obs"][tr], dtype=torch.float32)
+                        rew_t[torch.as_tensor(rows[tr])] += cfg.gamma * pol.value(final_critic)
+                    ep_returns += info["episode_return"].tolist()
+                    ep_lengths += info["episode_length"].tolist()
+                st.rewards[t] = rew_t
+                st.dones[t] = torch.as_tensor(term | trunc, dtype=torch.float32)
+                for k, v in info["reward_terms"].items():
+                    term_sums[k] = term_sums.get(k, 0.0) + float(v.mean())
+                if getattr(env.layout, "imu_linvel", None) is not None:
+                    vel = env.sim.sensor_out[:, -1][:, env.layout.imu_linvel][:, :2]
+                    track_err.append(float(np.sqrt(np.mean(np.sum((vel - env.command[:, :2]) ** 2, axis=-1)))))
+                self.obs = torch.as_tensor(obs, dtype=torch.float32)
+                self.critic_obs = torch.as_tensor(info["critic_obs"], dtype=torch.float32)
+            last_value = pol.value(self.critic_obs)
+        st.advantages, st.returns = gae(st.rewards, st.values, st.dones, last_value, cfg.gamma, cfg.lam)
+        self.env_steps += cfg.num_steps * self.cfg.num_envs
+        out = {f"reward_terms/{k}": v / cfg.num_steps for k, v in term_sums.items()}
+        out["reward/step_mean"] = float(st.rewards.mean())
+        if ep_returns:
+            out["episode/return"] = float(np.mean(ep_returns))
+            out["episode/length_s"] = float(np.mean(ep_lengths)) * self.env.cfg.control_dt_s
+        if track_err:
+            out["tracking/lin_vel_xy_rms_error"] = float(np.mean(track_err))
+        return out
+
+    def _handle_signal(self, signum: int, frame: Any) -> None:
+        self._stop = True
+
+    def train(self, progress: bool = True) -> dict[str, float]:
+        cfg = self.cfg
+        budget_s = cfg.minutes * 60 if cfg.minutes is not None else None
+        old = {s: signal.signal(s, self._handle_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(
+                total=cfg.max_iterations,
+                initial=self.iteration,
+                unit="it",
+                dynamic_ncols=True,
+                desc=cfg.task.split("/")[-1],
+            )
+        stats: dict[str, float] = {}
+        try:
+            while self.iteration < cfg.max_iterations and not self._stop:
+                if budget_s is not None and self.elapsed_s >= budget_s:
+                    break
+                t0 = time.perf_counter()
+                stats = self.collect()
+                t_collect = time.perf_counter() - t0
+                stats.update(self.alg.update(self.storage))
+                dt = time.perf_counter() - t0
+                self.elapsed_s += dt
+                self.iteration += 1
+                stats["perf/fps"] = cfg.ppo.num_steps * cfg.num_envs / dt
+                stats["perf/collect_s"] = t_collect
+                stats["perf/update_s"] = dt - t_collect
+                stats["time/elapsed_s"] = self.elapsed_s
+                self.history.append({"iteration": self.iteration, "env_steps": self.env_steps, **stats})
+                if self.writer is not None:
+                    for k, v in stats.items():
+                        self.writer.add_scalar(k, v, self.env_steps)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix_str(self._postfix(stats, budget_s))
+                if self.iteration % cfg.checkpoint_every == 0:
+                    self.save()
+            self.save()
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+            if bar is not None:
+                bar.close()
+            if self.writer is not None:
+                self.writer.flush()
+        return stats
+
+    def _postfix(self, s: dict[str, float], budget_s: float | None) -> str:
+        parts = [f"ret {s.get('episode/return', float('nan')):.2f}"]
+        if "tracking/lin_vel_xy_rms_error" in s:
+            parts.append(f"vel err {s['tracking/lin_vel_xy_rms_error']:.3f} m/s")
+        parts.append(f"{s['perf/fps']:.0f} steps/s")
+        if budget_s is not None:
+            parts.append(f"budget left {max(0.0, budget_s - self.elapsed_s) / 60:.1f} min")
+        return ", ".join(parts)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.env.close()
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint, with an error that says what to do when it is missing or unreadable."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no checkpoint at {path}: train first (footfall train PRESET --out DIR) or point at "
+            "the run directory that holds checkpoint.pt"
+        )
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"checkpoint {path} is unreadable ({e}); it was not written by footfall or is damaged") from e
+    if not isinstance(ck, dict) or ck.get("format") != "footfall-checkpoint-1":
+        raise ValueError(
+            f"{path} is not a footfall checkpoint (format {ck.get('format') if isinstance(ck, dict) else '?'})"
+        )
+    return ck
