@@ -247,7 +247,9 @@ class BatchedTask:
             "arrays": arrays,
             "params": {k: v.copy() for k, v in self.params.items()},
             "sim": {"state": self.sim.state.copy(), "sensor_out": self.sim.sensor_out.copy()},
-            "obs_history": [[h.copy() for h in b._history] + [b._fresh.copy()] for b in (self.actor_obs, self.critic_obs)],
+            "obs_history": [
+                [h.copy() for h in b._history] + [b._fresh.copy()] for b in (self.actor_obs, self.critic_obs)
+            ],
             "rng": self.rng.bit_generator.state,
         }
 
@@ -256,8 +258,10 @@ class BatchedTask:
         for k, v in snap["arrays"].items():
             current = getattr(self, k, None)
             if not isinstance(current, np.ndarray) or current.shape != v.shape:
-                raise ValueError(f"snapshot does not fit this task: buffer {k!r} has shape {v.shape}, task has "
-                                 f"{getattr(current, 'shape', None)}; resume with the run's own config and num_envs")
+                raise ValueError(
+                    f"snapshot does not fit this task: buffer {k!r} has shape {v.shape}, task has "
+                    f"{getattr(current, 'shape', None)}; resume with the run's own config and num_envs"
+                )
             current[...] = v
         for k, v in snap["params"].items():
             self.params[k][...] = v

@@ -26,7 +26,7 @@ Policy = Callable[[np.ndarray], np.ndarray]
 
 def load_policy(run: str | Path) -> tuple[Any, Policy, dict]:
     """(RunConfig, deterministic numpy policy obs (N, D) -> actions (N, A), checkpoint) of a run directory."""
-    from footfall.training.train import make_runner, run_config_from_dict
+    from footfall.training.train import run_config_from_dict
 
     ck = load_checkpoint(Path(run))
     cfg = run_config_from_dict(ck["config"])
@@ -36,7 +36,6 @@ def load_policy(run: str | Path) -> tuple[Any, Policy, dict]:
         with torch.no_grad():
             return actor(torch.as_tensor(obs, dtype=torch.float32)).numpy().astype(np.float64)
 
-    del make_runner
     return cfg, policy, ck
 
 
@@ -48,11 +47,8 @@ def actor_from_checkpoint(cfg: Any, ck: dict) -> torch.nn.Module:
     if cfg.algo == "sac":
         from footfall.training.sac import SACActor
 
-        obs_size = sd["norm.mean"].shape[0]
-        act_size = sd["net.2.weight"].shape[0] // 2 if "net.2.weight" in sd else None
-        actor = SACActor(obs_size, ck["action_size"], cfg.sac.hidden)
+        actor = SACActor(sd["norm.mean"].shape[0], ck["action_size"], cfg.sac.hidden)
         actor.load_state_dict(sd)
-        del act_size
         return DeterministicActor(actor.norm, actor.mean_net(), squash=True).eval()
     obs_size = sd["actor_norm.mean"].shape[0]
     cobs = sd["critic_norm.mean"].shape[0]

@@ -25,6 +25,8 @@ def plot_learning_curve(history: list[dict[str, float]], path: Path, title: str 
         )
         if any(k in h for h in history)
     ]
+    if not panels:
+        return None
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.4), squeeze=False)
     for ax, (k, label) in zip(axes[0], panels):
         xs = [ti for ti, h in zip(t, history) if k in h]

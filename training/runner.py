@@ -24,6 +24,7 @@ import torch
 from footfall.envs import make_task
 from footfall.training.networks import ActorCritic
 from footfall.training.ppo import PPO, PPOConfig
+from footfall.training.sac import SACConfig
 from footfall.training.storage import RolloutStorage, gae
 
 CHECKPOINT = "checkpoint.pt"
@@ -43,6 +44,7 @@ class RunConfig:
     torch_threads: int = 2
     env_overrides: tuple[tuple[str, Any], ...] = ()  # (field, value) pairs applied to the task config
     ppo: PPOConfig = field(default_factory=PPOConfig)
+    sac: SACConfig = field(default_factory=SACConfig)
 
     def __post_init__(self) -> None:
         if self.algo not in ("ppo", "sac"):
@@ -86,7 +88,23 @@ class OnPolicyRunner:
         torch.manual_seed(cfg.seed)
         torch.set_num_threads(cfg.torch_threads)
         self.env = make_task(cfg.task, cfg.num_envs, seed=cfg.seed, **dict(cfg.env_overrides))
-        env = self.env
+        self._build_algorithm()
+        self.iteration = 0
+        self.elapsed_s = 0.0  # training wall time over all sessions of this run
+        self.env_steps = 0
+        self.history: list[dict[str, float]] = []  # per-iteration scalars (also in TensorBoard)
+        obs, info = self.env.reset(seed=cfg.seed)
+        self.obs = torch.as_tensor(obs, dtype=torch.float32)
+        self.critic_obs = torch.as_tensor(info["critic_obs"], dtype=torch.float32)
+        self.writer = None
+        if log:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.out / "tb"))
+        self._stop = False
+
+    def _build_algorithm(self) -> None:
+        env, cfg = self.env, self.cfg
         self.policy = ActorCritic(
             env.obs_size,
             env.critic_obs_size,
@@ -99,37 +117,47 @@ class OnPolicyRunner:
         self.storage = RolloutStorage(
             cfg.ppo.num_steps, cfg.num_envs, env.obs_size, env.critic_obs_size, env.action_size
         )
-        self.iteration = 0
-        self.elapsed_s = 0.0  # training wall time over all sessions of this run
-        self.env_steps = 0
-        self.history: list[dict[str, float]] = []  # per-iteration scalars (also in TensorBoard)
-        obs, info = env.reset(seed=cfg.seed)
-        self.obs = torch.as_tensor(obs, dtype=torch.float32)
-        self.critic_obs = torch.as_tensor(info["critic_obs"], dtype=torch.float32)
-        self.writer = None
-        if log:
-            from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(self.out / "tb"))
-        self._stop = False
+    def steps_per_iteration(self) -> int:
+        return self.cfg.ppo.num_steps * self.cfg.num_envs
+
+    def iterate(self) -> dict[str, float]:
+        """One iteration: collect experience, then update."""
+        t0 = time.perf_counter()
+        stats = self.collect()
+        stats["perf/collect_s"] = time.perf_counter() - t0
+        stats.update(self.alg.update(self.storage))
+        return stats
 
     # ------------------------------------------------------------------ checkpoints
 
-    def state_dict(self) -> dict[str, Any]:
+    def _common_state(self) -> dict[str, Any]:
         return {
             "format": "footfall-checkpoint-1",
             "config": config_to_dict(self.cfg),
             "iteration": self.iteration,
             "elapsed_s": self.elapsed_s,
             "env_steps": self.env_steps,
-            "policy": self.policy.state_dict(),
-            "optimizer": self.alg.optimizer.state_dict(),
-            "lr": self.alg.lr,
             "torch_rng": torch.get_rng_state(),
             "env": self.env.get_state(),
             "obs": self.obs,
             "critic_obs": self.critic_obs,
             "history": self.history,
+        }
+
+    def _load_common(self, ck: dict[str, Any]) -> None:
+        torch.set_rng_state(ck["torch_rng"])
+        self.env.set_state(ck["env"])
+        self.obs, self.critic_obs = ck["obs"], ck["critic_obs"]
+        self.iteration, self.elapsed_s, self.env_steps = ck["iteration"], ck["elapsed_s"], ck["env_steps"]
+        self.history = ck["history"]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **self._common_state(),
+            "policy": self.policy.state_dict(),
+            "optimizer": self.alg.optimizer.state_dict(),
+            "lr": self.alg.lr,
         }
 
     def save(self) -> Path:
@@ -141,16 +169,12 @@ class OnPolicyRunner:
     def load(self, path: Path | None = None) -> None:
         path = path or self.out / CHECKPOINT
         ck = load_checkpoint(path)
+        self._load_common(ck)
         self.policy.load_state_dict(ck["policy"])
         self.alg.optimizer.load_state_dict(ck["optimizer"])
         self.alg.lr = ck["lr"]
         for g in self.alg.optimizer.param_groups:
             g["lr"] = self.alg.lr
-        torch.set_rng_state(ck["torch_rng"])
-        self.env.set_state(ck["env"])
-        self.obs, self.critic_obs = ck["obs"], ck["critic_obs"]
-        self.iteration, self.elapsed_s, self.env_steps = ck["iteration"], ck["elapsed_s"], ck["env_steps"]
-        self.history = ck["history"]
 
     # ------------------------------------------------------------------ training
 
@@ -224,15 +248,11 @@ class OnPolicyRunner:
                 if budget_s is not None and self.elapsed_s >= budget_s:
                     break
                 t0 = time.perf_counter()
-                stats = self.collect()
-                t_collect = time.perf_counter() - t0
-                stats.update(self.alg.update(self.storage))
+                stats = self.iterate()
                 dt = time.perf_counter() - t0
                 self.elapsed_s += dt
                 self.iteration += 1
-                stats["perf/fps"] = cfg.ppo.num_steps * cfg.num_envs / dt
-                stats["perf/collect_s"] = t_collect
-                stats["perf/update_s"] = dt - t_collect
+                stats["perf/fps"] = self.steps_per_iteration() / dt
                 stats["time/elapsed_s"] = self.elapsed_s
                 self.history.append({"iteration": self.iteration, "env_steps": self.env_steps, **stats})
                 if self.writer is not None:

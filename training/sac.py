@@ -168,5 +168,5 @@ class SAC:
             "loss/critic": critic_loss.item(),
             "loss/actor": actor_loss.item(),
             "sac/alpha": self.alpha,
-            "sac/entropy": float(-logp.mean()),
+            "sac/entropy": float(-logp.detach().mean()),
         }

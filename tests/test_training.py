@@ -1,0 +1,208 @@
+"""Training: the math against hand-computed cases, reproducibility, checkpoints that survive a kill."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from footfall.training.networks import EmpiricalNormalizer
+from footfall.training.ppo import PPOConfig
+from footfall.training.runner import CHECKPOINT, OnPolicyRunner, RunConfig, atomic_save, load_checkpoint
+from footfall.training.sac import SACConfig, soft_q_target
+from footfall.training.storage import gae
+from footfall.training.train import make_runner, train
+
+TINY_PPO = PPOConfig(num_steps=8, learning_epochs=2, num_minibatches=2, actor_hidden=(32,), critic_hidden=(32,))
+
+
+def tiny(task: str = "footfall/Quadruped-Walk-Flat-v0", **kw) -> RunConfig:
+    return RunConfig(
+        task=task,
+        num_envs=2,
+        max_iterations=3,
+        checkpoint_every=1,
+        torch_threads=1,
+        ppo=TINY_PPO,
+        sac=SACConfig(hidden=(32,), batch_size=16, learning_starts=20, steps_per_iteration=10, utd_ratio=0.5),
+        **kw,
+    )
+
+
+def test_gae_matches_a_hand_computed_case() -> None:
+    """Two steps, two envs, a termination in env 1 at t=0; gamma=0.9, lambda=0.8."""
+    r = torch.tensor([[1.0, 2.0], [0.5, 1.0]])
+    v = torch.tensor([[0.2, 0.3], [0.4, 0.5]])
+    d = torch.tensor([[0.0, 1.0], [0.0, 0.0]])
+    last = torch.tensor([1.0, 2.0])
+    adv, ret = gae(r, v, d, last, gamma=0.9, lam=0.8)
+    # env 0: delta1 = 0.5 + 0.9*1.0 - 0.4 = 1.0; delta0 = 1 + 0.9*0.4 - 0.2 = 1.16; A0 = 1.16 + 0.72*1.0 = 1.88
+    # env 1: delta1 = 1 + 0.9*2 - 0.5 = 2.3; delta0 = 2 + 0 - 0.3 = 1.7 (done cuts the bootstrap); A0 = 1.7
+    torch.testing.assert_close(adv, torch.tensor([[1.88, 1.7], [1.0, 2.3]]))
+    torch.testing.assert_close(ret, adv + v)
+
+
+def test_soft_q_target_matches_the_formula() -> None:
+    """y = r + gamma (1 - done) (min(Q1, Q2) - alpha log pi); terminated rows do not bootstrap."""
+    y = soft_q_target(
+        torch.tensor([1.0, 1.0]),
+        torch.tensor([0.0, 1.0]),
+        torch.tensor([3.0, 3.0]),
+        torch.tensor([2.0, 5.0]),
+        torch.tensor([-1.0, -1.0]),
+        alpha=0.5,
+        gamma=0.9,
+    )
+    torch.testing.assert_close(y, torch.tensor([1 + 0.9 * (2.0 + 0.5), 1.0]))
+
+
+def test_ppo_clipped_surrogate_ignores_ratios_beyond_the_clip() -> None:
+    """The clipped objective has zero gradient once the ratio leaves [1 - eps, 1 + eps] in the advantage's direction."""
+    logp_new = torch.tensor([0.5], requires_grad=True)  # ratio e^0.5 = 1.65 > 1.2
+    adv = torch.tensor([1.0])
+    ratio = torch.exp(logp_new - 0.0)
+    surrogate = -torch.min(ratio * adv, torch.clamp(ratio, 0.8, 1.2) * adv).mean()
+    surrogate.backward()
+    assert logp_new.grad.item() == 0.0
+
+
+def test_normalizer_tracks_mean_and_variance_across_batches() -> None:
+    x = torch.randn(1000, 3) * torch.tensor([1.0, 2.0, 3.0]) + torch.tensor([5.0, -1.0, 0.0])
+    n = EmpiricalNormalizer(3)
+    for chunk in x.split(137):
+        n.update(chunk)
+    torch.testing.assert_close(n.mean, x.mean(0), atol=1e-4, rtol=0)
+    torch.testing.assert_close(n.var, x.var(0, unbiased=False), atol=1e-3, rtol=1e-4)
+
+
+@pytest.mark.parametrize("task", ["footfall/Quadruped-Walk-Flat-v0", "footfall/Arm-Reach-v0"])
+def test_one_training_iteration_on_two_envs(task: str, tmp_path: Path) -> None:
+    algo = "sac" if "Reach" in task else "ppo"
+    summary = train(tiny(task, algo=algo), tmp_path / "run", progress=False)
+    assert summary["iteration"] == 3
+    assert (tmp_path / "run" / CHECKPOINT).is_file() and (tmp_path / "run" / "config.json").is_file()
+    ck = load_checkpoint(tmp_path / "run")
+    assert ck["iteration"] == 3 and len(ck["history"]) == 3
+
+
+def _policy_params(run: OnPolicyRunner) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in run.policy.parameters()])
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_same_seed_and_config_give_the_same_first_iterations(algo: str, tmp_path: Path) -> None:
+    task = "footfall/Arm-Reach-v0" if algo == "sac" else "footfall/Quadruped-Walk-Flat-v0"
+    params = []
+    for name in ("a", "b"):
+        r = make_runner(tiny(task, algo=algo), tmp_path / name, log=False)
+        r.train(progress=False)
+        params.append(_policy_params(r))
+        r.close()
+    torch.testing.assert_close(params[0], params[1], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_resume_continues_bit_for_bit(algo: str, tmp_path: Path) -> None:
+    """Training 2 iterations, stopping, resuming for 2 more equals training 4 straight."""
+    task = "footfall/Arm-Reach-v0" if algo == "sac" else "footfall/Quadruped-Walk-Flat-v0"
+    straight = make_runner(dataclasses.replace(tiny(task, algo=algo), max_iterations=4), tmp_path / "s", log=False)
+    straight.train(progress=False)
+    first = make_runner(dataclasses.replace(tiny(task, algo=algo), max_iterations=2), tmp_path / "r", log=False)
+    first.train(progress=False)
+    first.close()
+    second = make_runner(dataclasses.replace(tiny(task, algo=algo), max_iterations=4), tmp_path / "r", log=False)
+    second.load()
+    second.train(progress=False)
+    torch.testing.assert_close(_policy_params(straight), _policy_params(second), rtol=0, atol=0)
+    assert second.env_steps == straight.env_steps
+    straight.close()
+    second.close()
+
+
+def test_atomic_save_leaves_the_old_file_when_interrupted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "ck.pt"
+    atomic_save({"a": 1}, path)
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        atomic_save({"a": 2}, path)
+    assert torch.load(path)["a"] == 1
+
+
+def test_sigkill_mid_training_loses_at_most_one_interval(tmp_path: Path) -> None:
+    """A run killed with SIGKILL leaves a loadable checkpoint; --resume continues from it."""
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "footfall.robots.cli",
+        "train",
+        "quadruped-flat",
+        "--out",
+        str(out),
+        "--set",
+        "num_envs=4",
+        "--set",
+        "checkpoint_every=2",
+        "--set",
+        "max_iterations=10000",
+        "--set",
+        "ppo.num_steps=4",
+        "--set",
+        "ppo.actor_hidden=(16,)",
+        "--set",
+        "ppo.critic_hidden=(16,)",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (out / CHECKPOINT).is_file() and load_checkpoint(out)["iteration"] >= 4:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    ck = load_checkpoint(out)  # loads: not corrupt
+    killed_at = ck["iteration"]
+    assert killed_at >= 4 and killed_at % 2 == 0
+    json.loads((out / "history.json").read_text())
+    resume = [
+        sys.executable,
+        "-m",
+        "footfall.robots.cli",
+        "train",
+        "quadruped-flat",
+        "--out",
+        str(out),
+        "--resume",
+        "--set",
+        f"max_iterations={killed_at + 2}",
+    ]
+    res = subprocess.run(resume, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert load_checkpoint(out)["iteration"] == killed_at + 2
+
+
+def test_training_into_an_existing_run_without_resume_is_refused(tmp_path: Path) -> None:
+    train(tiny(), tmp_path / "run", progress=False)
+    with pytest.raises(ValueError, match="already holds a run.*--resume"):
+        train(tiny(), tmp_path / "run", progress=False)
+
+
+def test_eval_reports_the_promised_keys(tmp_path: Path) -> None:
+    from footfall.training.evaluate import evaluate_run
+
+    train(tiny(), tmp_path / "run", progress=False)
+    r = evaluate_run(tmp_path / "run", episodes=2, video=False)
+    assert {"lin_vel_rmse", "fall_rate", "cost_of_transport"} <= set(r)
+    assert 0 <= r["fall_rate"] <= 1
