@@ -109,33 +109,16 @@ class VelocityTask(BatchedTask):
         self.commanded_dist = np.zeros(n)
 
     def build_mjspec(self) -> mujoco.MjSpec:
-        spec = super().build_mjspec() if self.terrain is None else self._terrain_spec()
+        spec = super().build_mjspec()  # the robot, its flat floor (removed below on terrain) and torque sensors
+        if self.terrain is not None:
+            spec.delete(next(g for g in spec.geoms if g.name == "floor"))
+            self.terrain.add_to(spec)
         for f in self.robot.feet:
-            spec.add_sensor(
-                name=f"footfall_{f}_pos",
-                type=mujoco.mjtSensor.mjSENS_FRAMEPOS,
-                objtype=mujoco.mjtObj.mjOBJ_SITE,
-                objname=f,
-            )
-            spec.add_sensor(
-                name=f"footfall_{f}_linvel",
-                type=mujoco.mjtSensor.mjSENS_FRAMELINVEL,
-                objtype=mujoco.mjtObj.mjOBJ_SITE,
-                objname=f,
-            )
-        return spec
-
-    def _terrain_spec(self) -> mujoco.MjSpec:
-        spec = self.robot.build_mjspec(floor=False)
-        for a in self.robot.actuator_names:
-            spec.add_sensor(
-                name=f"footfall_{a}_force",
-                type=mujoco.mjtSensor.mjSENS_ACTUATORFRC,
-                objtype=mujoco.mjtObj.mjOBJ_ACTUATOR,
-                objname=a,
-            )
-        self.terrain.add_to(spec)
-        spec.worldbody.add_light(pos=[0, 0, 3], dir=[0, 0, -1], type=int(mujoco.mjtLightType.mjLIGHT_DIRECTIONAL))
+            for suffix, stype in (
+                ("pos", mujoco.mjtSensor.mjSENS_FRAMEPOS),
+                ("linvel", mujoco.mjtSensor.mjSENS_FRAMELINVEL),
+            ):
+                spec.add_sensor(name=f"footfall_{f}_{suffix}", type=stype, objtype=mujoco.mjtObj.mjOBJ_SITE, objname=f)
         return spec
 
     def after_compile(self, model: mujoco.MjModel) -> None:

@@ -28,7 +28,7 @@ class BatchedSim:
         self.nq, self.nv, self.nu, self.nsensordata = m0.nq, m0.nv, m0.nu, m0.nsensordata
         self.nstate = mujoco.mj_stateSize(m0, STATE_SPEC)
         self._datas = [mujoco.MjData(m0) for _ in range(self.nthread)]
-        self._pool = rollout.Rollout(nthread=self.nthread) if self.nthread > 1 else None
+        self._pool = rollout.Rollout(nthread=self.nthread)
         # Chunks of N / (4 threads): measured ~10% faster than rollout's default N / (10 threads) on 2 cores.
         self.chunk_size = max(1, self.num_envs // (4 * self.nthread))
         self.state = np.zeros((self.num_envs, self.nstate))  # (N, nstate), current full physics state
@@ -53,28 +53,17 @@ class BatchedSim:
 
     def step(self, control: np.ndarray) -> None:
         """Advance every copy by `nstep` physics steps. control: (N, nstep, nu) actuator inputs per substep."""
-        if self._pool is not None:
-            self._pool.rollout(
-                self.models,
-                self._datas,
-                self.state,
-                control,
-                skip_checks=True,
-                nstep=self.nstep,
-                state=self.state_out,
-                sensordata=self.sensor_out,
-            )
-        else:
-            rollout.rollout(
-                self.models,
-                self._datas,
-                self.state,
-                control,
-                skip_checks=True,
-                nstep=self.nstep,
-                state=self.state_out,
-                sensordata=self.sensor_out,
-            )
+        self._pool.rollout(
+            self.models,
+            self._datas,
+            self.state,
+            control,
+            skip_checks=True,
+            nstep=self.nstep,
+            state=self.state_out,
+            sensordata=self.sensor_out,
+            chunk_size=self.chunk_size,
+        )
         self.state[:] = self.state_out[:, -1]
 
     def close(self) -> None:

@@ -74,16 +74,13 @@ class Terrain:
         return h if kind == "stairs_down" else h.max() - h
 
     def add_to(self, spec: mujoco.MjSpec) -> None:
-        """Add the heightfield and its geom (replacing the plane floor's role) to a robot's MjSpec."""
+        """Add the heightfield and its geom to a robot's MjSpec (built without its flat floor)."""
         h = self.heights
         zmax = max(float(h.max()), 1e-3)
         hf = spec.add_hfield(
             name="terrain", nrow=h.shape[0], ncol=h.shape[1], size=[self.size_x / 2, self.size_y / 2, zmax, 0.1]
         )
         hf.userdata = (h / zmax).ravel().tolist()
-        for g in spec.geoms:
-            if g.name == "floor":
-                g.delete() if hasattr(g, "delete") else None
         spec.worldbody.add_geom(
             name="terrain",
             type=mujoco.mjtGeom.mjGEOM_HFIELD,
