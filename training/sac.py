@@ -30,6 +30,8 @@ class SACConfig:
     init_alpha: float = 0.1
     target_entropy: float | None = None  # default: -action_size
     steps_per_iteration: int = 50  # vector-env steps per logged iteration
+    reward_scale: float | None = None  # multiplies stored rewards; default 1 / control_dt (the envs scale by dt,
+    # which PPO's advantage normalization absorbs but which would leave SAC's rewards tiny next to alpha)
 
 
 class SACActor(nn.Module):

@@ -25,6 +25,7 @@ class OffPolicyRunner(OnPolicyRunner):
         self.buffer = ReplayBuffer(c.buffer_size, env.obs_size, env.action_size)
         self.gen = torch.Generator().manual_seed(self.cfg.seed)
         self.updates_per_step = c.utd_ratio * self.cfg.num_envs
+        self.reward_scale = c.reward_scale if c.reward_scale is not None else 1.0 / env.cfg.control_dt_s
         self._update_debt = 0.0
 
     def steps_per_iteration(self) -> int:
@@ -80,7 +81,7 @@ class OffPolicyRunner(OnPolicyRunner):
             if "done_rows" in info:  # the transition's next state is the episode's last, not the reset one
                 stored_next[info["done_rows"]] = info["final_obs"]
                 returns += info["episode_return"].tolist()
-            self.buffer.add(obs_np, actions.numpy(), rew, stored_next, term.astype(np.float32))
+            self.buffer.add(obs_np, actions.numpy(), rew * self.reward_scale, stored_next, term.astype(np.float32))
             self.obs = torch.as_tensor(next_obs, dtype=torch.float32)
             self.env_steps += self.cfg.num_envs
             if self.buffer.size >= c.learning_starts:
