@@ -37,7 +37,8 @@ class ReachTaskConfig(TaskConfig):
 
     robot: str = "panda"
     episode_length_s: float = 3.0
-    action_scale: float = 0.5
+    action_scale: float = 2.0  # joint target = home + 2 rad x action (clipped to the joint range): a squashed policy
+    # in [-1, 1] must be able to reach targets sampled over the whole range
     actor_obs: tuple[TermConfig, ...] = REACH_OBS
     reward_weights: tuple[tuple[str, float], ...] = (("reach", 1.0), ("action_rate", -0.02), ("joint_vel", -0.01))
     randomization: DomainRandomization = ARM_RANDOMIZATION
