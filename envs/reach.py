@@ -37,8 +37,8 @@ class ReachTaskConfig(TaskConfig):
 
     robot: str = "panda"
     episode_length_s: float = 3.0
-    action_scale: float = 2.0  # joint target = home + 2 rad x action (clipped to the joint range): a squashed policy
-    # in [-1, 1] must be able to reach targets sampled over the whole range
+    action_scale: float = 3.0  # joint target = home + 3 rad x action (clipped to the joint range): a squashed policy
+    # in [-1, 1] must reach targets sampled over the whole range (the Panda's ranges lie within home +- 2.9 rad)
     actor_obs: tuple[TermConfig, ...] = REACH_OBS
     reward_weights: tuple[tuple[str, float], ...] = (("reach", 1.0), ("action_rate", -0.02), ("joint_vel", -0.01))
     randomization: DomainRandomization = ARM_RANDOMIZATION
@@ -52,6 +52,7 @@ class ReachTask(BatchedTask):
     cfg: ReachTaskConfig
 
     def __init__(self, cfg: ReachTaskConfig, num_envs: int, seed: int | None = None):
+        self.target_joint_pos = np.zeros((num_envs, 7))
         super().__init__(cfg, num_envs, seed)
         if self.robot.kind != "arm":
             raise ValueError(f"ReachTask needs an arm; {self.robot.name!r} is a {self.robot.kind}")
@@ -80,6 +81,7 @@ class ReachTask(BatchedTask):
                 if target[2] >= self.cfg.min_target_height_m:
                     break
             self.command[i] = target
+            self.target_joint_pos[i] = d.qpos[self.qadr]  # the configuration the target came from (for tests)
 
     def fill_task_state(self, s: RobotState, sensors: np.ndarray) -> None:
         s.ee_pos = sensors[:, self.layout.ee_pos]

@@ -205,3 +205,16 @@ def test_snapshot_restore_continues_bit_for_bit(env_id: str) -> None:
         np.testing.assert_array_equal(ra, rb)
     a.close()
     b.close()
+
+
+def test_reach_targets_are_reachable_by_an_action_in_range() -> None:
+    """Commanding the joint configuration a target was sampled from, as an action in [-1, 1], reaches it (< 1 cm)."""
+    task = make_task("footfall/Arm-Reach-v0", num_envs=16, seed=0)
+    task.reset(seed=0)
+    action = (task.target_joint_pos - task.default_pose) / task.cfg.action_scale
+    assert np.abs(action).max() <= 1.0
+    for _ in range(task.max_episode_steps - 1):
+        task.step(action)
+    ee = task.sim.sensor_out[:, -1][:, task.layout.ee_pos]
+    assert np.linalg.norm(ee - task.command, axis=-1).max() < 0.01
+    task.close()
