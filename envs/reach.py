@@ -40,7 +40,7 @@ class ReachTaskConfig(TaskConfig):
     action_scale: float = 3.0  # joint target = home + 3 rad x action (clipped to the joint range): a squashed policy
     # in [-1, 1] must reach targets sampled over the whole range (the Panda's ranges lie within home +- 2.9 rad)
     actor_obs: tuple[TermConfig, ...] = REACH_OBS
-    reward_weights: tuple[tuple[str, float], ...] = (("reach", 1.0), ("action_rate", -0.02), ("joint_vel", -0.01))
+    reward_weights: tuple[tuple[str, float], ...] = (("reach", 1.0), ("action_rate", -0.002), ("joint_vel", -0.001))
     randomization: DomainRandomization = ARM_RANDOMIZATION
     target_joint_margin: float = 0.2  # rad inside each joint range when sampling target configurations
     min_target_height_m: float = 0.1
