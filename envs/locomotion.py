@@ -73,6 +73,8 @@ class VelocityTaskConfig(TaskConfig):
     command_resample_s: float = 5.0
     zero_command_prob: float = 0.1
     gait_period_s: float = 0.5  # gait clock period (a trot cycle)
+    gait_offsets: tuple[float, ...] | None = None  # per-foot phase offsets for gait_contact; default: trot for
+    # four feet (diagonals together), alternating for two
     terminate_tilt_deg: float = 60.0
     terminate_height_frac: float = 0.5  # of nominal base height
     reset_joint_noise_rad: float = 0.1
@@ -107,6 +109,8 @@ class VelocityTask(BatchedTask):
         self.col = np.zeros(n, dtype=int)
         self.spawn_xy = np.zeros((n, 2))
         self.commanded_dist = np.zeros(n)
+        default_offsets = (0.0, 0.5, 0.5, 0.0) if nf == 4 else (0.0, 0.5) if nf == 2 else (0.0,) * nf
+        self.gait_offsets = np.array(cfg.gait_offsets if cfg.gait_offsets is not None else default_offsets)
 
     def build_mjspec(self) -> mujoco.MjSpec:
         spec = super().build_mjspec()  # the robot, its flat floor (removed below on terrain) and torque sensors
@@ -239,6 +243,7 @@ class VelocityTask(BatchedTask):
             "termination": self._fallen(s).astype(float) / dt,  # one-off penalty, undo the dt scaling
             "alive": R.alive(self.num_envs),
             "energy": R.energy(s.extras["torque"], s.extras["true_joint_vel"]),
+            "gait_contact": R.gait_contact(contact, self.phase, self.gait_offsets, moving),
         }
         return terms
 

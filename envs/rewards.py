@@ -58,6 +58,14 @@ def feet_air_time(first_contact: Array, air_time: Array, moving: Array, target_s
     return np.sum((air_time - target_s) * first_contact, axis=-1) * moving
 
 
+def gait_contact(contact: Array, phase: Array, stance_offsets: Array, moving: Array, duty: float = 0.5) -> Array:
+    """Share of feet whose contact matches a periodic gait schedule: foot i should be on the ground when
+    (phase + offset_i) mod 1 < duty. A trot offsets the diagonal pairs by half a cycle. Only while a motion is
+    commanded. (N, nf) bool, (N,), (nf,), (N,) -> (N,)."""
+    desired = ((phase[:, None] + stance_offsets[None, :]) % 1.0) < duty
+    return np.mean(contact == desired, axis=-1) * moving
+
+
 def stand_still(joint_pos_rel: Array, moving: Array) -> Array:
     """Deviation from the default pose when the command is (near) zero. (N, nj) -> (N,)."""
     return np.sum(np.abs(joint_pos_rel), axis=-1) * (1.0 - moving)

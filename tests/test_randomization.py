@@ -179,3 +179,14 @@ def test_robots_spawn_on_the_terrain_and_the_curriculum_moves_levels() -> None:
     new = update_levels(np.array([0, 2, 2, 5]), np.array([3.0, 0.1, 1.5, 3.0]), np.array([2.0, 2.0, 2.0, 2.0]), 4.0, 6)
     np.testing.assert_array_equal(new, [1, 1, 2, 5])
     task.close()
+
+
+def test_gait_contact_rewards_the_scheduled_trot() -> None:
+    """At phase 0.25 a trot wants FR and RL down, FL and RR up; the matching pattern scores 1, its opposite 0."""
+    from footfall.envs.rewards import gait_contact
+
+    offsets = np.array([0.0, 0.5, 0.5, 0.0])
+    trot = np.array([[True, False, False, True], [False, True, True, False]])
+    r = gait_contact(trot, np.array([0.25, 0.25]), offsets, moving=np.ones(2))
+    np.testing.assert_array_equal(r, [1.0, 0.0])
+    assert gait_contact(trot, np.array([0.25, 0.25]), offsets, moving=np.zeros(2)).sum() == 0
