@@ -9,9 +9,15 @@ from typing import Any
 from footfall.training.ppo import PPOConfig
 from footfall.training.runner import RunConfig
 
+# A 128x128 actor updates ~25% faster than 256-128-128 on two cores and tracked better in 15 min
+# (0.203 vs 0.221 m/s RMSE, one seed each, footfall eval over 20 episodes).
+QUADRUPED_PPO = PPOConfig(actor_hidden=(128, 128), critic_hidden=(256, 128))
+
 PRESETS: dict[str, RunConfig] = {
-    "quadruped-flat": RunConfig(task="footfall/Quadruped-Walk-Flat-v0", num_envs=1024, max_iterations=1500),
-    "quadruped-rough": RunConfig(task="footfall/Quadruped-Walk-Rough-v0", num_envs=1024, max_iterations=3000),
+    "quadruped-flat": RunConfig(task="footfall/Quadruped-Walk-Flat-v0", num_envs=1024, max_iterations=1500,
+                                ppo=QUADRUPED_PPO),
+    "quadruped-rough": RunConfig(task="footfall/Quadruped-Walk-Rough-v0", num_envs=1024, max_iterations=3000,
+                                 ppo=QUADRUPED_PPO),
     "biped-flat": RunConfig(
         task="footfall/Biped-Walk-Flat-v0", num_envs=1024, max_iterations=3000, ppo=PPOConfig(entropy_coef=0.002)
     ),
