@@ -50,18 +50,18 @@ class TaskConfig:
 class BatchedTask:
     """Abstract batched task. Subclasses implement the hooks marked `# hook`."""
 
-    reward_fns: dict[str, Any] = {}  # name -> method computing the unweighted term, (N,)
+    reward_names: tuple[str, ...] = ()  # reward terms this task can compute (valid reward_weights keys)
     command_names: tuple[str, ...] = ()
     sim_class: type[BatchedSim] = BatchedSim  # SerialSim: the plain one-MjData-per-robot mj_step loop
 
     def __init__(self, cfg: TaskConfig, num_envs: int, seed: int | None = None):
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-        unknown = [n for n, _ in cfg.reward_weights if n not in self.reward_fns]
+        unknown = [n for n, _ in cfg.reward_weights if n not in self.reward_names]
         if unknown:
             raise ValueError(
                 f"{type(cfg).__name__}.reward_weights: unknown reward term(s) {unknown}; "
-                f"valid terms: {sorted(self.reward_fns)}"
+                f"valid terms: {sorted(self.reward_names)}"
             )
         self.cfg = cfg
         self.num_envs = n = num_envs
@@ -150,8 +150,8 @@ class BatchedTask:
     def fill_task_state(self, s: RobotState, sensors: Array) -> None:  # hook: task-specific state fields
         pass
 
-    def rewards(self, s: RobotState) -> dict[str, Array]:  # hook: unweighted terms by name
-        return {name: fn(self, s) for name, fn in self.reward_fns.items()}
+    def rewards(self, s: RobotState, names: set[str]) -> dict[str, Array]:  # hook: unweighted terms in `names`
+        raise NotImplementedError
 
     def terminated(self, s: RobotState) -> Array:  # hook
         return np.zeros(self.num_envs, dtype=bool)
@@ -206,11 +206,12 @@ class BatchedTask:
         self.episode_step += 1
 
         s = self._robot_state(self.sim.sensor_out, privileged=True)
-        terms = self.rewards(s)
-        w = dict(cfg.reward_weights)
-        weighted = {k: w[k] * v * cfg.control_dt_s for k, v in terms.items() if k in w}
-        reward = np.sum(list(weighted.values()), axis=0) if weighted else np.zeros(self.num_envs)
         terminated = self.terminated(s) | ~np.isfinite(self.sim.state).all(axis=1)
+        s.extras["terminated"] = terminated
+        w = dict(cfg.reward_weights)
+        terms = self.rewards(s, set(w))
+        weighted = {k: w[k] * v * cfg.control_dt_s for k, v in terms.items()}
+        reward = np.sum(list(weighted.values()), axis=0) if weighted else np.zeros(self.num_envs)
         truncated = (self.episode_step >= self.max_episode_steps) & ~terminated
         self.episode_return += reward
         obs = self.actor_obs(s, self._noise())

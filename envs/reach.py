@@ -48,7 +48,7 @@ class ReachTaskConfig(TaskConfig):
 
 class ReachTask(BatchedTask):
     command_names = ("target_x", "target_y", "target_z")
-    reward_fns = {"reach": None, "action_rate": None, "joint_vel": None}
+    reward_names = ("reach", "action_rate", "joint_vel")
     cfg: ReachTaskConfig
 
     def __init__(self, cfg: ReachTaskConfig, num_envs: int, seed: int | None = None):
@@ -86,9 +86,10 @@ class ReachTask(BatchedTask):
     def fill_task_state(self, s: RobotState, sensors: np.ndarray) -> None:
         s.ee_pos = sensors[:, self.layout.ee_pos]
 
-    def rewards(self, s: RobotState) -> dict[str, np.ndarray]:
-        return {
-            "reach": R.reach_distance(self.command - s.ee_pos),
-            "action_rate": R.action_rate(self.action, self.last_action),
-            "joint_vel": R.joint_vel_sq(s.extras["true_joint_vel"]),
+    def rewards(self, s: RobotState, names: set[str]) -> dict[str, np.ndarray]:
+        terms = {
+            "reach": lambda: R.reach_distance(self.command - s.ee_pos),
+            "action_rate": lambda: R.action_rate(self.action, self.last_action),
+            "joint_vel": lambda: R.joint_vel_sq(s.extras["true_joint_vel"]),
         }
+        return {k: f() for k, f in terms.items() if k in names}

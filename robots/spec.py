@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -110,7 +110,6 @@ class RobotSpec:
     nominal_base_height_m: float | None = None
     published_mass_kg: float | None = None
     gain_override: bool = False  # kp/kd/torque limits came from the spec file, not the MJCF
-    _spec_fields: dict = field(default_factory=dict, repr=False)
 
     @property
     def num_joints(self) -> int:
@@ -342,7 +341,6 @@ class RobotSpec:
             nominal_base_height_m=fields.get("nominal_base_height_m"),
             published_mass_kg=fields.get("published_mass_kg"),
             gain_override=kp_over is not None or tau_over is not None,
-            _spec_fields=dict(fields),
         )
 
     # ------------------------------------------------------------------ building

@@ -218,3 +218,14 @@ def test_reach_targets_are_reachable_by_an_action_in_range() -> None:
     ee = task.sim.sensor_out[:, -1][:, task.layout.ee_pos]
     assert np.linalg.norm(ee - task.command, axis=-1).max() < 0.01
     task.close()
+
+
+def test_only_weighted_reward_terms_are_reported_and_gait_contact_can_be_weighted() -> None:
+    """Weighting gait_contact adds it to info's terms (and the reward sum); unweighted terms are not computed."""
+    weights = (("track_lin_vel_xy", 1.0), ("gait_contact", 0.5))
+    task = make_task("footfall/Quadruped-Walk-Flat-v0", num_envs=4, seed=0, reward_weights=weights)
+    task.reset(seed=0)
+    _, rew, _, _, info = task.step(np.zeros((4, 12)))
+    assert set(info["reward_terms"]) == {"track_lin_vel_xy", "gait_contact"}
+    np.testing.assert_allclose(rew, info["reward_terms"]["track_lin_vel_xy"] + info["reward_terms"]["gait_contact"])
+    task.close()

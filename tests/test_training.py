@@ -143,27 +143,16 @@ def test_atomic_save_leaves_the_old_file_when_interrupted(tmp_path: Path, monkey
 def test_sigkill_mid_training_loses_at_most_one_interval(tmp_path: Path) -> None:
     """A run killed with SIGKILL leaves a loadable checkpoint; --resume continues from it."""
     out = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "footfall.robots.cli",
-        "train",
-        "quadruped-flat",
-        "--out",
-        str(out),
-        "--set",
+    base = [sys.executable, "-m", "footfall.robots.cli", "train", "quadruped-flat", "--out", str(out)]
+    small = [
         "num_envs=4",
-        "--set",
         "checkpoint_every=2",
-        "--set",
         "max_iterations=10000",
-        "--set",
         "ppo.num_steps=4",
-        "--set",
         "ppo.actor_hidden=(16,)",
-        "--set",
         "ppo.critic_hidden=(16,)",
     ]
+    cmd = base + [arg for pair in small for arg in ("--set", pair)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -176,18 +165,7 @@ def test_sigkill_mid_training_loses_at_most_one_interval(tmp_path: Path) -> None
     killed_at = ck["iteration"]
     assert killed_at >= 4 and killed_at % 2 == 0
     json.loads((out / "history.json").read_text())
-    resume = [
-        sys.executable,
-        "-m",
-        "footfall.robots.cli",
-        "train",
-        "quadruped-flat",
-        "--out",
-        str(out),
-        "--resume",
-        "--set",
-        f"max_iterations={killed_at + 2}",
-    ]
+    resume = base + ["--resume", "--set", f"max_iterations={killed_at + 2}"]
     res = subprocess.run(resume, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert load_checkpoint(out)["iteration"] == killed_at + 2

@@ -86,7 +86,7 @@ def evaluate_legged(
     sched = command_schedule(np.random.default_rng(seed), episodes, int(np.ceil(steps / hold)), task.command_ranges())
     alive = np.ones(episodes, dtype=bool)
     sq_err, counted = np.zeros(episodes), np.zeros(episodes)
-    energy, start_xy = np.zeros(episodes), task.sim.qpos[:, :2].copy()
+    energy = np.zeros(episodes)
     path = np.zeros(episodes)
     mass = float(task.model.body_mass.sum())
     dt = task.cfg.control_dt_s
@@ -96,12 +96,11 @@ def evaluate_legged(
             task.command[:] = sched[k // hold]
             obs = task.actor_obs(task._robot_state(task.sim.sensor_out, privileged=True))
         prev_xy = task.sim.qpos[:, :2].copy()
-        obs, _, term, trunc, info = task.step(policy(obs))
+        obs, _, term, _, _ = task.step(policy(obs))
         s = task.sim.sensor_out[:, -1]
         v = s[:, task.layout.imu_linvel][:, :2]
         torque = s[:, task.torque_idx]
         qd = task.sim.qvel[:, task.dadr]
-        fell = term & alive
         alive &= ~term
         if k % hold >= settle:
             sq_err += np.where(alive, np.sum((v - task.command[:, :2]) ** 2, axis=-1), 0.0)
@@ -110,13 +109,11 @@ def evaluate_legged(
         path += np.where(alive, np.linalg.norm(task.sim.qpos[:, :2] - prev_xy, axis=-1), 0.0)
         if renderer is not None and k % 2 == 0:
             frames.append(renderer(task))
-        del fell, trunc, info
     task.close()
     ok = counted > 0
     rmse = float(np.sqrt(sq_err[ok].sum() / counted[ok].sum())) if ok.any() else float("nan")
     moved = alive & (path > 0.5)
     cot = float(np.median(energy[moved] / (mass * 9.81 * path[moved]))) if moved.any() else float("nan")
-    del start_xy
     return {
         "task": task_id,
         "episodes": episodes,

@@ -14,10 +14,12 @@ from footfall.training.runner import RunConfig
 QUADRUPED_PPO = PPOConfig(actor_hidden=(128, 128), critic_hidden=(256, 128))
 
 PRESETS: dict[str, RunConfig] = {
-    "quadruped-flat": RunConfig(task="footfall/Quadruped-Walk-Flat-v0", num_envs=1024, max_iterations=1500,
-                                ppo=QUADRUPED_PPO),
-    "quadruped-rough": RunConfig(task="footfall/Quadruped-Walk-Rough-v0", num_envs=1024, max_iterations=3000,
-                                 ppo=QUADRUPED_PPO),
+    "quadruped-flat": RunConfig(
+        task="footfall/Quadruped-Walk-Flat-v0", num_envs=1024, max_iterations=1500, ppo=QUADRUPED_PPO
+    ),
+    "quadruped-rough": RunConfig(
+        task="footfall/Quadruped-Walk-Rough-v0", num_envs=1024, max_iterations=3000, ppo=QUADRUPED_PPO
+    ),
     "biped-flat": RunConfig(
         task="footfall/Biped-Walk-Flat-v0", num_envs=1024, max_iterations=3000, ppo=PPOConfig(entropy_coef=0.002)
     ),
