@@ -23,6 +23,7 @@ from footfall.robots.contract import CommandContract, PolicyContract
 from footfall.robots.observations import ObservationBuilder, RobotState, TermConfig, TermContext
 
 Array = np.ndarray
+ACTION_TYPES = ("joint_position_offset", "joint_position_delta")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,10 @@ class TaskConfig:
     episode_length_s: float = 20.0
     action_scale: float = 0.25  # joint target = default_pose + action_scale * action
     action_clip: float = 10.0
+    # "joint_position_offset": target = default_pose + action_scale * action (legged robots);
+    # "joint_position_delta": target += action_scale * action each step, starting from the pose at reset (rad per
+    # step): the policy steers the target, which lets a squashed policy settle it precisely (the arm)
+    action_type: str = "joint_position_offset"
     actor_obs: tuple[TermConfig, ...] = ()
     critic_obs: tuple[TermConfig, ...] = ()  # empty: the critic sees the actor's observation
     reward_weights: tuple[tuple[str, float], ...] = ()
@@ -45,6 +50,8 @@ class TaskConfig:
             raise ValueError("TaskConfig: control_dt_s and episode_length_s must be > 0")
         if self.action_scale <= 0:
             raise ValueError(f"TaskConfig.action_scale must be > 0, got {self.action_scale}")
+        if self.action_type not in ACTION_TYPES:
+            raise ValueError(f"TaskConfig.action_type must be one of {ACTION_TYPES}, got {self.action_type!r}")
 
 
 class BatchedTask:
@@ -195,7 +202,8 @@ class BatchedTask:
         self.last_action[:] = self.action
         self.action[:] = action
         self.prev_target[:] = self.target
-        self.target[:] = np.clip(self.default_pose + cfg.action_scale * action, self.pos_lo, self.pos_hi)
+        base = self.prev_target if cfg.action_type == "joint_position_delta" else self.default_pose
+        self.target[:] = np.clip(base + cfg.action_scale * action, self.pos_lo, self.pos_hi)
         # Action latency: substeps before the env's delay still see the previous target.
         late = self._substep[None, :] < self.params["action_latency_steps"][:, None]  # (N, decimation)
         self.control[:, :, self.act_ids] = np.where(late[..., None], self.prev_target[:, None], self.target[:, None])
@@ -283,7 +291,11 @@ class BatchedTask:
             control_dt_s=self.cfg.control_dt_s,
             observations=self.actor_obs.contract_terms(),
             commands=CommandContract(self.command_names, tuple(self.command_ranges())),
-            robot_kwargs={"action_scale": self.cfg.action_scale, "action_clip": self.cfg.action_clip},
+            robot_kwargs={
+                "action_scale": self.cfg.action_scale,
+                "action_clip": self.cfg.action_clip,
+                "action_type": self.cfg.action_type,
+            },
             timing_kwargs={"latency_range_s": tuple(lat)},
             **kwargs,
         )

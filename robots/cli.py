@@ -16,6 +16,7 @@ examples:
   footfall stand                      hold every robot at its home pose for 10 s and report
   footfall stand --robot my_bot.toml  the same for your own robot (MJCF + spec file)
   footfall bench env --quick          environment throughput against raw MuJoCo and a single-env loop
+  footfall bench train                time to a walking quadruped, 3 seeds, against Stable-Baselines3 PPO
 """
 
 
@@ -108,7 +109,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         return 2
     results = {}
     for name in names:
-        results[name] = importlib.import_module(BENCHMARKS[name]).main(quick=args.quick)
+        options = {}
+        if name == "train":
+            options = dict(preset=args.preset, seeds=args.seeds, minutes=args.minutes, out=args.out)
+            options["reference"] = not args.no_reference
+        results[name] = importlib.import_module(BENCHMARKS[name]).main(quick=args.quick, **options)
     if len(names) > 1:
         print(json.dumps(results))
     return 0
@@ -225,8 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a benchmark, or all of them. Each measures a reference in the same process "
         "and reports medians and ratios; the last line is a JSON object of its figures.",
     )
-    p.add_argument("name", nargs="?", help="benchmark name (default: all): env")
-    p.add_argument("--quick", action="store_true", help="a short version (fewer repeats)")
+    p.add_argument("name", nargs="?", help="benchmark name (default: all): env, train")
+    p.add_argument("--quick", action="store_true", help="a short version (fewer repeats, shorter budgets)")
+    g = p.add_argument_group("train benchmark")
+    g.add_argument("--preset", default="quadruped-flat", help="preset to time (default: quadruped-flat)")
+    g.add_argument("--seeds", type=int, help="seeds 0..N-1 (default: 3; 1 with --quick)")
+    g.add_argument("--minutes", type=float, help="wall budget per run (default: 15, biped 60, arm 10; 2 with --quick)")
+    g.add_argument("--out", help="where runs, snapshots and the learning curve go (default: bench_out/train-PRESET)")
+    g.add_argument("--no-reference", action="store_true", help="skip the Stable-Baselines3 PPO reference")
     commands["bench"] = _cmd_bench
 
     parser.set_defaults(_commands=commands)

@@ -40,7 +40,7 @@ class RobotContract:
     velocity_limits: tuple[float, ...]  # rad/s
     action_scale: float = 0.25  # target = default_pose + action_scale * clip(action, -action_clip, action_clip)
     action_clip: float = 10.0
-    action_type: str = "joint_position_offset"
+    action_type: str = "joint_position_offset"  # or "joint_position_delta": target += action_scale * action per step
     model_sha256: str = ""  # hash of the MJCF trained on (informational: another file of the same robot is fine)
 
 

@@ -207,17 +207,39 @@ def test_snapshot_restore_continues_bit_for_bit(env_id: str) -> None:
     b.close()
 
 
-def test_reach_targets_are_reachable_by_an_action_in_range() -> None:
-    """Commanding the joint configuration a target was sampled from, as an action in [-1, 1], reaches it (< 1 cm)."""
+def test_reach_targets_are_reachable_within_an_episode_by_actions_in_range() -> None:
+    """Steering the joint targets toward the configuration a target was sampled from, with actions in [-1, 1] (the
+    delta action's speed limit), reaches every target within the episode (< 1 cm)."""
     task = make_task("footfall/Arm-Reach-v0", num_envs=16, seed=0)
     task.reset(seed=0)
-    action = (task.target_joint_pos - task.default_pose) / task.cfg.action_scale
-    assert np.abs(action).max() <= 1.0
     for _ in range(task.max_episode_steps - 1):
-        task.step(action)
+        task.step(np.clip((task.target_joint_pos - task.target) / task.cfg.action_scale, -1.0, 1.0))
     ee = task.sim.sensor_out[:, -1][:, task.layout.ee_pos]
     assert np.linalg.norm(ee - task.command, axis=-1).max() < 0.01
     task.close()
+
+
+def test_delta_actions_move_the_joint_target_from_where_it_is() -> None:
+    """joint_position_delta: target += scale x action per step, starting from the measured pose at reset; the
+    offset type ignores where the target was."""
+    task = make_task("footfall/Arm-Reach-v0", num_envs=2, seed=0)
+    task.reset(seed=0)
+    start = task.target.copy()
+    np.testing.assert_allclose(start, task.sim.qpos[:, task.qadr])
+    a = np.zeros((2, 7))
+    a[:, 0] = 1.0
+    task.step(a)
+    task.step(a)
+    np.testing.assert_allclose(task.target[:, 0], np.minimum(start[:, 0] + 2 * task.cfg.action_scale, task.pos_hi[0]))
+    np.testing.assert_allclose(task.target[:, 1:], start[:, 1:])
+    assert task.contract().robot.action_type == "joint_position_delta"
+    task.close()
+    offset = make_task("footfall/Arm-Reach-v0", num_envs=2, seed=0, action_type="joint_position_offset")
+    offset.reset(seed=0)
+    offset.step(a)
+    offset.step(a)
+    np.testing.assert_allclose(offset.target[:, 0], offset.default_pose[0] + offset.cfg.action_scale)
+    offset.close()
 
 
 def test_only_weighted_reward_terms_are_reported_and_gait_contact_can_be_weighted() -> None:

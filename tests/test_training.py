@@ -184,3 +184,57 @@ def test_eval_reports_the_promised_keys(tmp_path: Path) -> None:
     r = evaluate_run(tmp_path / "run", episodes=2, video=False)
     assert {"lin_vel_rmse", "fall_rate", "cost_of_transport"} <= set(r)
     assert 0 <= r["fall_rate"] <= 1
+
+
+def test_policy_snapshots_evaluate_like_the_run(tmp_path: Path) -> None:
+    """A snapshot taken by the per-iteration callback loads as a checkpoint and evaluates."""
+    from footfall.benchmarks.train_bench import eval_ours, train_ours
+
+    cfg = dataclasses.replace(tiny(), max_iterations=2)
+    snaps = train_ours(cfg, tmp_path / "run", snapshot_every_s=1e-9)
+    assert len(snaps) == 2 and all(p.exists() for p in snaps)
+    curve = eval_ours("quadruped-flat", snaps, episodes=2)
+    assert [c["iteration"] for c in curve] == [1, 2]
+    assert all({"elapsed_s", "lin_vel_rmse", "fall_rate"} <= set(c) for c in curve)
+
+
+def test_walking_evaluation_holds_the_command_and_scores_speed() -> None:
+    """A policy that stands still never walks at 0.5 m/s; the fixed command is held for the whole episode."""
+    import numpy as np
+
+    from footfall.training.evaluate import evaluate_legged
+
+    r = evaluate_legged(
+        "footfall/Quadruped-Walk-Flat-v0",
+        lambda obs: np.zeros((obs.shape[0], 12)),
+        episodes=2,
+        episode_s=2.0,
+        fixed_command=(0.5, 0.0, 0.0),
+    )
+    assert r["walk_success_rate"] == 0.0
+    assert abs(r["mean_forward_speed"]) < 0.1
+    assert r["command"] == [0.5, 0.0, 0.0]
+
+
+def test_sb3_sees_our_task_through_its_vec_env_interface() -> None:
+    """The SB3 reference steps the same task: terminal observations and time-limit truncation are passed the way
+    SB3 expects them, and its env checker accepts the adapter."""
+    pytest.importorskip("stable_baselines3")
+    import numpy as np
+
+    from footfall.benchmarks.train_bench import _sb3_vec_env
+
+    venv = _sb3_vec_env("footfall/Quadruped-Walk-Flat-v0", 3, 0, {"episode_length_s": 0.1})
+    obs = venv.reset()
+    assert obs.shape == (3, venv.core.obs_size) and obs.dtype == np.float32
+    assert venv.action_space.high[0] == venv.core.cfg.action_clip
+    done_seen = False
+    for _ in range(6):
+        obs, rew, done, infos = venv.step(np.zeros((3, venv.core.action_size), np.float32))
+        assert rew.shape == (3,) and len(infos) == 3
+        for i in np.flatnonzero(done):
+            done_seen = True
+            assert infos[i]["terminal_observation"].shape == obs[i].shape
+            assert infos[i]["TimeLimit.truncated"] is True  # 0.1 s episodes end by time, not by a fall
+    assert done_seen
+    venv.close()

@@ -5,6 +5,8 @@ Legged tasks: each episode is 20 s of commands held 5 s each, drawn (seeded) fro
                      command change (the time to accelerate), over episodes that did not fall
   fall_rate          share of episodes that ended by falling (tilt or base height)
   cost_of_transport  sum of positive joint power x dt / (m g distance), median over episodes that moved
+  walk_success_rate  (biped) share of episodes at a held 0.5 m/s command that did not fall and whose mean
+                     forward speed was within 20% of it
 Arm: one target per episode; reach_error_m is the mean final end-effector error.
 """
 
@@ -22,6 +24,7 @@ from footfall.envs import make_task
 from footfall.training.runner import atomic_write_text, load_checkpoint
 
 Policy = Callable[[np.ndarray], np.ndarray]
+WALK_COMMAND = (0.5, 0.0, 0.0)  # (vx m/s, vy m/s, yaw rate rad/s) of the biped walking test
 
 
 def load_policy(run: str | Path) -> tuple[Any, Policy, dict]:
@@ -75,7 +78,12 @@ def evaluate_legged(
     settle_s: float = 1.0,
     env_overrides: dict | None = None,
     frames: list | None = None,
+    fixed_command: tuple[float, ...] | None = None,
+    walk_tolerance: float = 0.2,
 ) -> dict[str, Any]:
+    """Seeded episodes with the deterministic `policy`. With `fixed_command`, every episode holds that command
+    and the result adds `walk_success_rate`: the share of episodes that did not fall and whose mean forward speed
+    (after the first `settle_s`) is within `walk_tolerance` x the commanded speed."""
     overrides = dict(env_overrides or {})
     overrides.update(episode_length_s=episode_s + 1.0, command_resample_s=1e9, zero_command_prob=0.0)
     task = make_task(task_id, num_envs=episodes, seed=seed, **overrides)
@@ -84,6 +92,9 @@ def evaluate_legged(
     hold = int(round(hold_s / task.cfg.control_dt_s))
     settle = int(round(settle_s / task.cfg.control_dt_s))
     sched = command_schedule(np.random.default_rng(seed), episodes, int(np.ceil(steps / hold)), task.command_ranges())
+    if fixed_command is not None:
+        sched[:] = np.asarray(fixed_command, dtype=float)
+    vx_sum = np.zeros(episodes)
     alive = np.ones(episodes, dtype=bool)
     sq_err, counted = np.zeros(episodes), np.zeros(episodes)
     energy = np.zeros(episodes)
@@ -105,6 +116,8 @@ def evaluate_legged(
         if k % hold >= settle:
             sq_err += np.where(alive, np.sum((v - task.command[:, :2]) ** 2, axis=-1), 0.0)
             counted += alive
+        if k >= settle:
+            vx_sum += v[:, 0]
         energy += np.where(alive, np.sum(np.clip(torque * qd, 0, None), axis=-1) * dt, 0.0)
         path += np.where(alive, np.linalg.norm(task.sim.qpos[:, :2] - prev_xy, axis=-1), 0.0)
         if renderer is not None and k % 2 == 0:
@@ -114,7 +127,7 @@ def evaluate_legged(
     rmse = float(np.sqrt(sq_err[ok].sum() / counted[ok].sum())) if ok.any() else float("nan")
     moved = alive & (path > 0.5)
     cot = float(np.median(energy[moved] / (mass * 9.81 * path[moved]))) if moved.any() else float("nan")
-    return {
+    result = {
         "task": task_id,
         "episodes": episodes,
         "lin_vel_rmse": round(rmse, 4),
@@ -123,6 +136,16 @@ def evaluate_legged(
         "episode_s": episode_s,
         "seed": seed,
     }
+    if fixed_command is not None:
+        mean_vx = vx_sum / max(steps - settle, 1)
+        target = float(fixed_command[0])
+        ok_speed = np.abs(mean_vx - target) <= walk_tolerance * abs(target)
+        result.update(
+            command=list(map(float, fixed_command)),
+            mean_forward_speed=round(float(np.mean(mean_vx)), 4),
+            walk_success_rate=round(float(np.mean(alive & ok_speed)), 4),
+        )
+    return result
 
 
 def evaluate_reach(
@@ -179,6 +202,11 @@ def evaluate_run(run: str | Path, episodes: int = 20, seed: int = 12345, video: 
         result = evaluate_legged(cfg.task, policy, episodes=episodes, seed=seed, env_overrides=overrides, frames=frames)
         if frames:
             result["video"] = _write_video(frames, Path(run) / "rollout.gif")
+        if "Biped" in cfg.task:  # the biped's bar: walk at a commanded 0.5 m/s for 20 s without falling
+            walk = evaluate_legged(
+                cfg.task, policy, episodes=episodes, seed=seed, env_overrides=overrides, fixed_command=WALK_COMMAND
+            )
+            result.update({k: walk[k] for k in ("mean_forward_speed", "walk_success_rate")})
     atomic_write_text(json.dumps(result, indent=1), Path(run) / "eval.json")
     return result
 

@@ -102,6 +102,7 @@ class OnPolicyRunner:
 
             self.writer = SummaryWriter(str(self.out / "tb"))
         self._stop = False
+        self.callbacks: list[Any] = []  # called as f(runner, stats) after every iteration (benchmarks use this)
 
     def _build_algorithm(self) -> None:
         env, cfg = self.env, self.cfg
@@ -158,6 +159,18 @@ class OnPolicyRunner:
             "policy": self.policy.state_dict(),
             "optimizer": self.alg.optimizer.state_dict(),
             "lr": self.alg.lr,
+        }
+
+    def policy_snapshot(self) -> dict[str, Any]:
+        """The policy alone, in checkpoint format: what `load_policy` and the evaluators need, and no more."""
+        return {
+            "format": "footfall-checkpoint-1",
+            "config": config_to_dict(self.cfg),
+            "iteration": self.iteration,
+            "elapsed_s": self.elapsed_s,
+            "env_steps": self.env_steps,
+            "policy": {k: v.clone() for k, v in self.policy.state_dict().items()},
+            "action_size": self.env.action_size,
         }
 
     def save(self) -> Path:
@@ -261,6 +274,8 @@ class OnPolicyRunner:
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix_str(self._postfix(stats, budget_s))
+                for callback in self.callbacks:
+                    callback(self, stats)
                 if self.iteration % cfg.checkpoint_every == 0:
                     self.save()
             self.save()
