@@ -17,6 +17,7 @@ REACH_OBS = (
     TermConfig("joint_vel", scale=0.1),
     TermConfig("ee_pos"),
     TermConfig("ee_to_target", scale=5.0, clip=5.0),
+    TermConfig("ee_to_target_dir"),
     TermConfig("last_action"),
 )
 # A fixed-base arm has no floor, pushes or IMU: randomize its actuators, joints, encoders and timing only.

@@ -103,6 +103,7 @@ class OnPolicyRunner:
             self.writer = SummaryWriter(str(self.out / "tb"))
         self._stop = False
         self.callbacks: list[Any] = []  # called as f(runner, stats) after every iteration (benchmarks use this)
+        self._last_return = float("nan")  # shown in the progress bar while no episode has ended
 
     def _build_algorithm(self) -> None:
         env, cfg = self.env, self.cfg
@@ -248,13 +249,17 @@ class OnPolicyRunner:
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(
-                total=cfg.max_iterations,
-                initial=self.iteration,
-                unit="it",
-                dynamic_ncols=True,
-                desc=cfg.task.split("/")[-1],
-            )
+            name = cfg.task.split("/")[-1]
+            if budget_s is not None:  # the wall-clock budget binds: the bar (and its ETA) counts seconds
+                bar = tqdm(
+                    total=round(budget_s),
+                    initial=min(round(self.elapsed_s), round(budget_s)),
+                    dynamic_ncols=True,
+                    desc=name,
+                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total} s [{elapsed}<{remaining}{postfix}]",
+                )
+            else:
+                bar = tqdm(total=cfg.max_iterations, initial=self.iteration, unit="it", dynamic_ncols=True, desc=name)
         stats: dict[str, float] = {}
         try:
             while self.iteration < cfg.max_iterations and not self._stop:
@@ -272,7 +277,7 @@ class OnPolicyRunner:
                     for k, v in stats.items():
                         self.writer.add_scalar(k, v, self.env_steps)
                 if bar is not None:
-                    bar.update(1)
+                    bar.update(min(dt, max(0.0, bar.total - bar.n)) if budget_s is not None else 1)
                     bar.set_postfix_str(self._postfix(stats, budget_s))
                 for callback in self.callbacks:
                     callback(self, stats)
@@ -289,7 +294,9 @@ class OnPolicyRunner:
         return stats
 
     def _postfix(self, s: dict[str, float], budget_s: float | None) -> str:
-        parts = [f"ret {s.get('episode/return', float('nan')):.2f}"]
+        if "episode/return" in s and np.isfinite(s["episode/return"]):  # else keep the last
+            self._last_return = s["episode/return"]
+        parts = [f"it {self.iteration}", f"ret {self._last_return:.2f}"]
         if "tracking/lin_vel_xy_rms_error" in s:
             parts.append(f"vel err {s['tracking/lin_vel_xy_rms_error']:.3f} m/s")
         parts.append(f"{s['perf/fps']:.0f} steps/s")
