@@ -126,6 +126,8 @@ def _sb3_vec_env(task: str, num_envs: int, seed: int, env_overrides: dict) -> An
     from footfall.envs import make_task
 
     class FootfallSB3VecEnv(VecEnv):
+        render_mode = None  # headless; declared so SB3 does not warn
+
         def __init__(self) -> None:
             self.core = make_task(task, num_envs=num_envs, seed=seed, **env_overrides)
             bound = float(self.core.cfg.action_clip)  # the task's own action clip: SB3 clips actions to the space

@@ -251,3 +251,15 @@ def test_only_weighted_reward_terms_are_reported_and_gait_contact_can_be_weighte
     assert set(info["reward_terms"]) == {"track_lin_vel_xy", "gait_contact"}
     np.testing.assert_allclose(rew, info["reward_terms"]["track_lin_vel_xy"] + info["reward_terms"]["gait_contact"])
     task.close()
+
+
+def test_ee_to_target_dir_magnifies_the_last_centimetres() -> None:
+    from footfall.robots.observations import TERMS, RobotState
+
+    target = np.array([[0.5, 0.0, 0.5]] * 3)
+    ee = target - np.array([[0.3, 0.0, 0.0], [0.01, 0.0, 0.0], [0.0, 0.0, 0.002]])
+    s = RobotState(joint_pos=np.zeros((3, 7)), joint_vel=np.zeros((3, 7)), command=target, ee_pos=ee)
+    d = TERMS["ee_to_target_dir"].fn(s, None)
+    np.testing.assert_allclose(d[0], [0.3 / 0.31, 0, 0])  # far: nearly a unit vector
+    np.testing.assert_allclose(d[1], [0.5, 0, 0])  # 1 cm reads 0.5
+    np.testing.assert_allclose(d[2], [0, 0, 0.002 / 0.012])  # points at the target, still visible at 2 mm

@@ -278,7 +278,7 @@ class OnPolicyRunner:
                         self.writer.add_scalar(k, v, self.env_steps)
                 if bar is not None:
                     bar.update(min(dt, max(0.0, bar.total - bar.n)) if budget_s is not None else 1)
-                    bar.set_postfix_str(self._postfix(stats, budget_s))
+                    bar.set_postfix_str(self._postfix(stats))
                 for callback in self.callbacks:
                     callback(self, stats)
                 if self.iteration % cfg.checkpoint_every == 0:
@@ -293,15 +293,13 @@ class OnPolicyRunner:
                 self.writer.flush()
         return stats
 
-    def _postfix(self, s: dict[str, float], budget_s: float | None) -> str:
+    def _postfix(self, s: dict[str, float]) -> str:
         if "episode/return" in s and np.isfinite(s["episode/return"]):  # else keep the last
             self._last_return = s["episode/return"]
         parts = [f"it {self.iteration}", f"ret {self._last_return:.2f}"]
         if "tracking/lin_vel_xy_rms_error" in s:
             parts.append(f"vel err {s['tracking/lin_vel_xy_rms_error']:.3f} m/s")
         parts.append(f"{s['perf/fps']:.0f} steps/s")
-        if budget_s is not None:
-            parts.append(f"budget left {max(0.0, budget_s - self.elapsed_s) / 60:.1f} min")
         return ", ".join(parts)
 
     def close(self) -> None:
