@@ -171,14 +171,18 @@ def _ee_pos(s: RobotState, c: TermContext) -> Array:
 @_term("ee_to_target", lambda c: 3, frame="base")
 def _ee_to_target(s: RobotState, c: TermContext) -> Array:
     """Target position (the command) minus end-effector position, m, base frame."""
-    return _need(s.command, "ee_to_target", "command")[..., :3] - _need(s.ee_pos, "ee_to_target", "ee_pos")
+    return _target_offset(s, "ee_to_target")
+
+
+def _target_offset(s: RobotState, term: str) -> Array:
+    return _need(s.command, term, "command")[..., :3] - _need(s.ee_pos, term, "ee_pos")
 
 
 @_term("ee_to_target_dir", lambda c: 3, frame="base")
 def _ee_to_target_dir(s: RobotState, c: TermContext) -> Array:
     """d / (|d| + 1 cm) for d = target - end effector: the direction to the target, with the last centimetres
     magnified (1 cm reads 0.5, 2 mm reads 0.17) where the metre-scale `ee_to_target` barely moves."""
-    d = _need(s.command, "ee_to_target_dir", "command")[..., :3] - _need(s.ee_pos, "ee_to_target_dir", "ee_pos")
+    d = _target_offset(s, "ee_to_target_dir")
     return d / (np.linalg.norm(d, axis=-1, keepdims=True) + 0.01)
 
 
