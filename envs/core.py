@@ -21,6 +21,7 @@ from footfall.envs.sim import BatchedSim
 from footfall.robots import RobotSpec, load_robot
 from footfall.robots.contract import CommandContract, PolicyContract
 from footfall.robots.observations import ObservationBuilder, RobotState, TermConfig, TermContext
+from footfall.robots.symmetry import Mirror, feet_mirror, joint_mirror, observation_mirror
 
 Array = np.ndarray
 ACTION_TYPES = ("joint_position_offset", "joint_position_delta")
@@ -302,6 +303,21 @@ class BatchedTask:
 
     def command_ranges(self) -> list[tuple[float, float]]:  # hook
         return []
+
+    command_mirror_signs: tuple[float, ...] = ()  # how each command reflects in the sagittal plane
+
+    def gait_phase_shift(self) -> float:  # hook: the gait-clock shift that mirrors the gait (see robots/symmetry)
+        return 0.0
+
+    def actor_mirror(self) -> tuple[Mirror, Mirror]:
+        """Left-right reflection maps of the actor observation and of the action (for a symmetric actor).
+        Raises RobotSpecError when the robot or its home pose is not mirror-symmetric."""
+        joints = joint_mirror(self.robot)
+        feet = feet_mirror(self.robot) if self.robot.feet else None
+        obs = observation_mirror(
+            self.cfg.actor_obs, self.actor_obs.context, joints, feet, self.command_mirror_signs, self.gait_phase_shift()
+        )
+        return obs, joints
 
     # ------------------------------------------------------------------ internals
 

@@ -11,6 +11,7 @@ from footfall.envs import rewards as R
 from footfall.envs.core import BatchedTask, TaskConfig
 from footfall.envs.terrain import Terrain, TerrainConfig, update_levels
 from footfall.robots.observations import RobotState, TermConfig, projected_gravity
+from footfall.robots.symmetry import feet_mirror, gait_phase_shift
 
 Array = np.ndarray
 Range = tuple[float, float]
@@ -42,6 +43,7 @@ QUADRUPED_REWARDS = (
     ("stand_still", -0.5),
     ("feet_slip", -0.1),
     ("termination", -50.0),
+    ("gait_contact", 0.5),  # trot schedule: without it the deterministic policy stood still for 6-10 minutes
 )
 BIPED_REWARDS = (
     ("track_lin_vel_xy", 2.0),
@@ -57,6 +59,7 @@ BIPED_REWARDS = (
     ("feet_slip", -0.2),
     ("termination", -100.0),
     ("alive", 1.0),
+    ("gait_contact", 1.0),  # alternating steps on the gait clock (period 0.8 s, as Unitree's H1 recipe uses)
 )
 
 
@@ -92,6 +95,7 @@ class VelocityTaskConfig(TaskConfig):
 
 class VelocityTask(BatchedTask):
     command_names = ("vx", "vy", "yaw_rate")
+    command_mirror_signs = (1.0, -1.0, -1.0)
     cfg: VelocityTaskConfig
 
     def __init__(self, cfg: VelocityTaskConfig, num_envs: int, seed: int | None = None):
@@ -134,6 +138,9 @@ class VelocityTask(BatchedTask):
         self.foot_vel_idx = np.array([[adr(f"footfall_{f}_linvel") + k for k in range(3)] for f in self.robot.feet])
 
     # ------------------------------------------------------------------ commands and resets
+
+    def gait_phase_shift(self) -> float:
+        return gait_phase_shift(self.gait_offsets, feet_mirror(self.robot))
 
     def command_ranges(self) -> list[tuple[float, float]]:
         return [self.cfg.vx_range, self.cfg.vy_range, self.cfg.yaw_rate_range]

@@ -52,6 +52,7 @@ class ReachTaskConfig(TaskConfig):
 
 class ReachTask(BatchedTask):
     command_names = ("target_x", "target_y", "target_z")
+    command_mirror_signs = (1.0, -1.0, 1.0)  # a target position, base frame
     reward_names = ("reach", "action_rate", "joint_vel")
     cfg: ReachTaskConfig
 

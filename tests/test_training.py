@@ -238,3 +238,17 @@ def test_sb3_sees_our_task_through_its_vec_env_interface() -> None:
             assert infos[i]["TimeLimit.truncated"] is True  # 0.1 s episodes end by time, not by a fall
     assert done_seen
     venv.close()
+
+
+def test_symmetric_actor_trains_and_evaluates_from_its_checkpoint(tmp_path: Path) -> None:
+    """ppo.symmetric_actor: the run trains, its checkpoint carries the mirror, and evaluation rebuilds it."""
+    from footfall.training.evaluate import actor_from_checkpoint, evaluate_run
+
+    cfg = dataclasses.replace(tiny(), ppo=dataclasses.replace(TINY_PPO, symmetric_actor=True))
+    train(cfg, tmp_path / "run", progress=False)
+    ck = load_checkpoint(tmp_path / "run")
+    assert "mirror.obs_perm" in ck["policy"]
+    actor = actor_from_checkpoint(cfg, ck)
+    assert actor.mirror is not None and not torch.equal(actor.mirror.obs_perm, torch.arange(len(actor.mirror.obs_perm)))
+    r = evaluate_run(tmp_path / "run", episodes=2, video=False)
+    assert 0 <= r["fall_rate"] <= 1

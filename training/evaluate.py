@@ -44,7 +44,7 @@ def load_policy(run: str | Path) -> tuple[Any, Policy, dict]:
 
 def actor_from_checkpoint(cfg: Any, ck: dict) -> torch.nn.Module:
     """The deterministic actor module (normalizer folded in) of a checkpoint."""
-    from footfall.training.networks import ActorCritic, DeterministicActor
+    from footfall.training.networks import ActorCritic, DeterministicActor, SymmetricMean
 
     sd = ck["policy"]
     if cfg.algo == "sac":
@@ -56,9 +56,10 @@ def actor_from_checkpoint(cfg: Any, ck: dict) -> torch.nn.Module:
     obs_size = sd["actor_norm.mean"].shape[0]
     cobs = sd["critic_norm.mean"].shape[0]
     act = sd["log_std"].shape[0]
-    ac = ActorCritic(obs_size, cobs, act, cfg.ppo.actor_hidden, cfg.ppo.critic_hidden)
+    mirror = SymmetricMean.identity(obs_size, act) if "mirror.obs_perm" in sd else None
+    ac = ActorCritic(obs_size, cobs, act, cfg.ppo.actor_hidden, cfg.ppo.critic_hidden, mirror=mirror)
     ac.load_state_dict(sd)
-    return DeterministicActor(ac.actor_norm, ac.actor).eval()
+    return DeterministicActor(ac.actor_norm, ac.actor, mirror=ac.mirror).eval()
 
 
 def command_schedule(rng: np.random.Generator, n: int, segments: int, ranges: list[tuple[float, float]]) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -47,6 +49,28 @@ class EmpiricalNormalizer(nn.Module):
         return torch.clamp((x - self.mean) / torch.sqrt(self.var + self.eps), -self.clip, self.clip)
 
 
+class SymmetricMean(nn.Module):
+    """Makes a policy mean exactly equivariant to a left-right reflection: mean(o) = (f(o) + M_a f(M_o o)) / 2,
+    where M x = sign * x[perm] (robots/symmetry.py). Both halves run as one batch."""
+
+    def __init__(self, obs_perm: torch.Tensor, obs_sign: torch.Tensor, act_perm: torch.Tensor, act_sign: torch.Tensor):
+        super().__init__()
+        self.register_buffer("obs_perm", torch.as_tensor(obs_perm, dtype=torch.long))
+        self.register_buffer("obs_sign", torch.as_tensor(obs_sign, dtype=torch.float32))
+        self.register_buffer("act_perm", torch.as_tensor(act_perm, dtype=torch.long))
+        self.register_buffer("act_sign", torch.as_tensor(act_sign, dtype=torch.float32))
+
+    @classmethod
+    def identity(cls, obs_size: int, action_size: int) -> SymmetricMean:
+        """Placeholder buffers of the right sizes, to load a checkpoint into."""
+        return cls(torch.arange(obs_size), torch.ones(obs_size), torch.arange(action_size), torch.ones(action_size))
+
+    def forward(self, f: Callable[[torch.Tensor], torch.Tensor], obs: torch.Tensor) -> torch.Tensor:
+        n = obs.shape[0]
+        out = f(torch.cat([obs, obs[:, self.obs_perm] * self.obs_sign]))
+        return 0.5 * (out[:n] + out[n:][:, self.act_perm] * self.act_sign)
+
+
 class ActorCritic(nn.Module):
     """Separate actor and critic MLPs; the critic may see a different (privileged) observation."""
 
@@ -58,20 +82,27 @@ class ActorCritic(nn.Module):
         actor_hidden: tuple[int, ...],
         critic_hidden: tuple[int, ...],
         init_noise_std: float = 1.0,
+        mirror: SymmetricMean | None = None,
     ):
         super().__init__()
+        self.mirror = mirror  # a symmetric actor when given
         self.actor_norm = EmpiricalNormalizer(obs_size)
         self.critic_norm = EmpiricalNormalizer(critic_obs_size)
         self.actor = mlp((obs_size, *actor_hidden, action_size), out_gain=0.01)
         self.critic = mlp((critic_obs_size, *critic_hidden, 1), out_gain=1.0)
         self.log_std = nn.Parameter(torch.full((action_size,), float(torch.log(torch.tensor(init_noise_std)))))
 
+    def _mean(self, obs: torch.Tensor) -> torch.Tensor:
+        if self.mirror is not None:
+            return self.mirror(lambda o: self.actor(self.actor_norm(o)), obs)
+        return self.actor(self.actor_norm(obs))
+
     def distribution(self, obs: torch.Tensor) -> torch.distributions.Normal:
-        mean = self.actor(self.actor_norm(obs))
+        mean = self._mean(obs)
         return torch.distributions.Normal(mean, self.log_std.exp().expand_as(mean))
 
     def act_deterministic(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.actor(self.actor_norm(obs))
+        return self._mean(obs)
 
     def value(self, critic_obs: torch.Tensor) -> torch.Tensor:
         return self.critic(self.critic_norm(critic_obs)).squeeze(-1)
@@ -80,10 +111,15 @@ class ActorCritic(nn.Module):
 class DeterministicActor(nn.Module):
     """What leaves for deployment: raw observation -> action, normalization folded in."""
 
-    def __init__(self, norm: EmpiricalNormalizer, net: nn.Module, squash: bool = False):
+    def __init__(
+        self, norm: EmpiricalNormalizer, net: nn.Module, squash: bool = False, mirror: SymmetricMean | None = None
+    ):
         super().__init__()
-        self.norm, self.net, self.squash = norm, net, squash
+        self.norm, self.net, self.squash, self.mirror = norm, net, squash, mirror
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        out = self.net(self.norm(obs))
+        if self.mirror is not None:
+            out = self.mirror(lambda o: self.net(self.norm(o)), obs)
+        else:
+            out = self.net(self.norm(obs))
         return torch.tanh(out) if self.squash else out

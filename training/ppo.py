@@ -32,6 +32,7 @@ class PPOConfig:
     actor_hidden: tuple[int, ...] = (256, 128, 128)
     critic_hidden: tuple[int, ...] = (256, 128, 128)
     init_noise_std: float = 1.0
+    symmetric_actor: bool = False  # mean(o) = (f(o) + M f(M o)) / 2 for the left-right reflection M (symmetry.py)
 
     def __post_init__(self) -> None:
         if self.schedule not in ("adaptive", "fixed"):

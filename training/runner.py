@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from footfall.envs import make_task
-from footfall.training.networks import ActorCritic
+from footfall.training.networks import ActorCritic, SymmetricMean
 from footfall.training.ppo import PPO, PPOConfig
 from footfall.training.sac import SACConfig
 from footfall.training.storage import RolloutStorage, gae
@@ -107,6 +107,10 @@ class OnPolicyRunner:
 
     def _build_algorithm(self) -> None:
         env, cfg = self.env, self.cfg
+        mirror = None
+        if cfg.ppo.symmetric_actor:
+            obs_m, act_m = env.actor_mirror()
+            mirror = SymmetricMean(obs_m.perm, obs_m.sign, act_m.perm, act_m.sign)
         self.policy = ActorCritic(
             env.obs_size,
             env.critic_obs_size,
@@ -114,6 +118,7 @@ class OnPolicyRunner:
             cfg.ppo.actor_hidden,
             cfg.ppo.critic_hidden,
             cfg.ppo.init_noise_std,
+            mirror,
         )
         self.alg = PPO(self.policy, cfg.ppo)
         self.storage = RolloutStorage(
