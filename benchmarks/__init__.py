@@ -4,4 +4,5 @@ figures. A reference is measured in the same run (these machines are shared and 
 BENCHMARKS: dict[str, str] = {
     "env": "footfall.benchmarks.env_throughput",
     "train": "footfall.benchmarks.train_bench",
+    "deploy": "footfall.benchmarks.deploy_bench",
 }

@@ -297,7 +297,7 @@ class BatchedTask:
                 "action_clip": self.cfg.action_clip,
                 "action_type": self.cfg.action_type,
             },
-            timing_kwargs={"latency_range_s": tuple(lat)},
+            timing_kwargs={"latency_range_s": tuple(lat), "gait_period_s": getattr(self.cfg, "gait_period_s", None)},
             **kwargs,
         )
 

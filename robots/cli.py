@@ -151,6 +151,92 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from footfall.training.export import export_run
+
+    out = args.output or str(__import__("pathlib").Path(args.run) / "policy.onnx")
+    print(f"Exporting {args.run} and checking torch/onnxruntime parity on {args.parity} recorded observations...")
+    report = export_run(args.run, out, parity_samples=args.parity, evaluate=not args.no_eval)
+    print(
+        f"wrote {report['onnx']} ({report['bytes'] / 1024:.0f} KiB): {report['robot']} on {report['task']}, "
+        f"obs {report['observation_size']} -> action {report['action_size']}, "
+        f"parity max |a_torch - a_onnx| = {report['parity_max_abs_error']:.2e} over {report['parity_samples']}"
+    )
+    print(json.dumps(report))
+    return 0
+
+
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    from footfall.deploy.main import deploy
+    from footfall.robots.contract import ContractMismatchError
+
+    try:
+        report = deploy(
+            args.policy,
+            robot=args.robot,
+            spec=args.spec,
+            duration_s=args.duration,
+            log=args.log,
+            operator_port=args.operator_port or None,
+            autostart=args.autostart,
+            velocity=tuple(args.velocity) if args.velocity else None,
+            rt=args.realtime,
+            cpu=args.cpu,
+        )
+    except ContractMismatchError as e:
+        print(f"footfall deploy: refusing to run: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(report))
+    return 0
+
+
+def _cmd_sim2sim(args: argparse.Namespace) -> int:
+    from footfall.deploy.sim2sim import Sim2SimConfig, sim2sim
+    from footfall.robots.contract import ContractMismatchError
+
+    cfg = Sim2SimConfig(
+        episodes=args.episodes, physics_dt=args.physics_dt, latency_s=(args.latency_ms[0] / 1e3, args.latency_ms[1] / 1e3)
+    )
+    try:
+        r = sim2sim(args.policy, robot_spec=args.robot_spec, cfg=cfg, reference_rmse=args.reference_rmse)
+    except ContractMismatchError as e:
+        print(f"footfall sim2sim: refusing to run: {e}", file=sys.stderr)
+        return 2
+    _print_table(
+        ("robot", "physics dt", "latency ms", "episodes", "falls", "lin vel RMSE", "training RMSE", "ratio",
+         "torque sat.", "CoT", "result"),
+        [(
+            r["robot"], f"{r['physics_dt'] * 1e3:g} ms", f"{args.latency_ms[0]:g}-{args.latency_ms[1]:g}",
+            str(r["episodes"]), str(r["falls"]), f"{r['lin_vel_rmse']:.3f}",
+            f"{r['reference_rmse']:.3f}" if r["reference_rmse"] else "-",
+            f"{r['rmse_ratio']:.2f}" if r["rmse_ratio"] else "-", f"{r['torque_saturation']:.1%}",
+            f"{r['cost_of_transport']:.2f}" if r["cost_of_transport"] else "-", "PASS" if r["pass"] else "FAIL",
+        )],
+    )
+    if r["reference_rmse"] is None:
+        print("no training-env RMSE in the policy file (exported with --no-eval): pass --reference-rmse")
+    print(json.dumps(r))
+    return 0 if r["pass"] else 1
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from footfall.deploy.telemetry import replay
+
+    r = replay(args.log, args.policy)
+    print(
+        f"{r['run_ticks']} RUN ticks of {r['ticks']} replayed through {args.policy}: largest action difference "
+        f"{r['max_action_diff']:.3g}" + (" (log cut off mid-record; read up to its last whole tick)" if r["truncated"] else "")
+    )
+    print(json.dumps(r))
+    return 0
+
+
+def _cmd_bridge(args: argparse.Namespace) -> int:
+    from footfall.deploy.udp import bridge_main
+
+    return bridge_main(args.bridge_args)
+
+
 def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
@@ -225,12 +311,90 @@ def build_parser() -> argparse.ArgumentParser:
     commands["eval"] = _cmd_eval
 
     p = sub.add_parser(
+        "export",
+        help="export a trained run to ONNX with its policy contract",
+        description="Write the run's deterministic actor as ONNX: raw observation in, action out, observation "
+        "normalization folded in, the policy contract (joint order, default pose, gains, limits, action scaling, "
+        "observation layout, timing) as JSON in the metadata. onnx.checker and a torch/onnxruntime parity check on "
+        "observations recorded from rollouts must pass before the file is written (atomically).",
+    )
+    p.add_argument("run", help="run directory (holds checkpoint.pt)")
+    p.add_argument("-o", "--output", help="the .onnx file to write (default: RUN/policy.onnx)")
+    p.add_argument("--parity", type=int, default=10_000, help="observations for the parity check (default: 10000)")
+    p.add_argument("--no-eval", action="store_true", help="skip the training-env evaluation stored for sim2sim")
+    commands["export"] = _cmd_export
+
+    p = sub.add_parser(
+        "deploy",
+        help="run an exported policy on a simulated or real robot",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run policy.onnx in the real-time deploy loop (no torch, no gymnasium). The contract in the "
+        "file is checked\nagainst the robot first. The loop starts PASSIVE (damping): g stands up, r runs the "
+        "policy, x damps, p resets.\nFaults (stale state, NaN, tilt, joint speed, controller error) damp the "
+        "robot within one period and are logged.",
+        epilog="examples:\n"
+        "  footfall deploy policy.onnx --robot sim                     MuJoCo robot in real time, keyboard control\n"
+        "  footfall bridge --robot go1 &  footfall deploy policy.onnx --robot udp://127.0.0.1:9870\n"
+        "  footfall deploy policy.onnx --robot sim --autostart --velocity 0.5 0 0 --duration 20\n"
+        "  echo '{\"vx\": 0.5}' | nc -u -w0 127.0.0.1 9871          operator velocity over UDP",
+    )
+    p.add_argument("policy", help="policy.onnx written by footfall export")
+    p.add_argument("--robot", default="sim", help="sim, or udp://HOST:PORT of a robot bridge (default: sim)")
+    p.add_argument("--spec", help="robot name or spec file (default: the robot named in the policy's contract)")
+    p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--log", help="telemetry log path (default: deploy-DATE.fflog)")
+    p.add_argument("--operator-port", type=int, default=9871, help="UDP port for operator commands (0: off)")
+    p.add_argument("--autostart", action="store_true", help="stand up and run at once, without operator keys")
+    p.add_argument("--velocity", type=float, nargs="+", help="hold this command (vx vy yaw_rate) instead of operator")
+    p.add_argument("--realtime", action="store_true", help="ask for SCHED_FIFO, locked memory (and --cpu pinning)")
+    p.add_argument("--cpu", type=int, help="with --realtime: pin the loop to this CPU")
+    commands["deploy"] = _cmd_deploy
+
+    p = sub.add_parser(
+        "sim2sim",
+        help="gate an exported policy on a MuJoCo robot unlike the training one",
+        description="Run policy.onnx through the deploy runtime on the MujocoRobot with another physics step, "
+        "command latency and sensor noise, over 20 seeded 20 s command sequences. Pass: no falls and velocity "
+        "RMSE within 25%% of the training-env evaluation stored in the file. --robot-spec runs it on another "
+        "description of the robot (its own MJCF and spec file: joint names and gains from there). Exit code 1 "
+        "on FAIL; the last line is JSON.",
+    )
+    p.add_argument("policy", help="policy.onnx written by footfall export")
+    p.add_argument("--robot-spec", help="spec file of another model of the same robot (default: the built-in one)")
+    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--physics-dt", type=float, default=0.002, help="physics step, s (default: 0.002)")
+    p.add_argument("--latency-ms", type=float, nargs=2, default=(0.0, 20.0), metavar=("LO", "HI"),
+                   help="command latency range, ms (default: 0 20)")
+    p.add_argument("--reference-rmse", type=float, help="training RMSE to compare with (default: from the file)")
+    commands["sim2sim"] = _cmd_sim2sim
+
+    p = sub.add_parser(
+        "replay",
+        help="re-run a policy on a telemetry log's observations",
+        description="Feed the observations recorded in a deploy telemetry log back through policy.onnx and report "
+        "the largest difference to the logged actions (0 when the same file ran).",
+    )
+    p.add_argument("log", help="telemetry log (.fflog) written by footfall deploy")
+    p.add_argument("policy", help="policy.onnx")
+    commands["replay"] = _cmd_replay
+
+    p = sub.add_parser(
+        "bridge",
+        help="serve a MuJoCo robot over UDP, as a hardware bridge would",
+        description="A robot-side bridge for a simulated robot: see footfall/deploy/udp.py for the protocol. "
+        "Arguments after 'bridge' go to it (footfall bridge --help).",
+        add_help=False,
+    )
+    p.add_argument("bridge_args", nargs=argparse.REMAINDER)
+    commands["bridge"] = _cmd_bridge
+
+    p = sub.add_parser(
         "bench",
         help="run a benchmark (prints a table, then one JSON line of its figures)",
         description="Run a benchmark, or all of them. Each measures a reference in the same process "
         "and reports medians and ratios; the last line is a JSON object of its figures.",
     )
-    p.add_argument("name", nargs="?", help="benchmark name (default: all): env, train")
+    p.add_argument("name", nargs="?", help="benchmark name (default: all): env, train, deploy")
     p.add_argument("--quick", action="store_true", help="a short version (fewer repeats, shorter budgets)")
     g = p.add_argument_group("train benchmark")
     g.add_argument("--preset", default="quadruped-flat", help="preset to time (default: quadruped-flat)")

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 CONTRACT_VERSION = 1
 CONTRACT_METADATA_KEY = "footfall_contract"  # ONNX metadata_props key holding the JSON
+EVAL_METADATA_KEY = "footfall_eval"  # ONNX metadata_props key: the training-env evaluation at export (JSON)
 
 
 class ContractMismatchError(ValueError):
@@ -49,6 +50,7 @@ class TimingContract:
     control_dt_s: float  # one policy step
     physics_dt_s: float  # physics step used in training
     latency_range_s: tuple[float, float] = (0.0, 0.0)  # action/observation latency trained against
+    gait_period_s: float | None = None  # period of the gait clock the controller keeps (gait_clock term)
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,7 @@ class PolicyContract:
         return cls(
             robot=RobotContract(
                 name=robot.name,
-                joint_names=robot.joint_names,
+                joint_names=robot.policy_names,
                 default_pose=robot.default_pose,
                 kp=robot.kp,
                 kd=robot.kd,
@@ -165,7 +167,7 @@ class PolicyContract:
     ) -> list[str]:
         """Every way this contract disagrees with `robot` (and the loop's period / observation size, if given)."""
         problems: list[str] = []
-        ours, theirs = self.robot.joint_names, robot.joint_names
+        ours, theirs = self.robot.joint_names, robot.policy_names
         missing = [j for j in ours if j not in theirs]
         if missing:
             problems.append(

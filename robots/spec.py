@@ -24,6 +24,8 @@ Spec file fields (TOML):
     kp = [...]                        # optional: override the model's PD gains (policy order); turns any
     kd = [...]                        #   actuator on the joint into a position (PD) actuator with these gains
     torque_limits = [...]             # optional: override actuator force limits (N m, policy order)
+    policy_joint_names = [...]        # optional: the name a policy uses for each joint above (a joint-name map,
+                                      #   for a model whose joints are named differently from the trained one)
 
 Third-party models often lack the sensors footfall reads (IMU, joint encoders, foot contact). `build_model`
 adds whatever is missing through MjSpec, so a model from outside the project runs unchanged.
@@ -61,6 +63,7 @@ _OPTIONAL = (
     "kp",
     "kd",
     "torque_limits",
+    "policy_joint_names",
 )
 
 
@@ -110,6 +113,12 @@ class RobotSpec:
     nominal_base_height_m: float | None = None
     published_mass_kg: float | None = None
     gain_override: bool = False  # kp/kd/torque limits came from the spec file, not the MJCF
+    policy_joint_names: tuple[str, ...] | None = None  # names a policy knows the joints by (default: joint_names)
+
+    @property
+    def policy_names(self) -> tuple[str, ...]:
+        """Joint names as policies see them: `policy_joint_names` when the spec maps them, else the model's."""
+        return self.policy_joint_names or self.joint_names
 
     @property
     def num_joints(self) -> int:
@@ -341,6 +350,7 @@ class RobotSpec:
             nominal_base_height_m=fields.get("nominal_base_height_m"),
             published_mass_kg=fields.get("published_mass_kg"),
             gain_override=kp_over is not None or tau_over is not None,
+            policy_joint_names=_policy_names(fields, n, where),
         )
 
     # ------------------------------------------------------------------ building
@@ -452,6 +462,17 @@ def _compile(spec: mujoco.MjSpec, mjcf_path: Path) -> mujoco.MjModel:
         return spec.compile()
     except ValueError as e:
         raise RobotSpecError(f"MuJoCo could not compile {mjcf_path}: {str(e).strip()}") from e
+
+
+def _policy_names(fields: dict, n: int, where: str) -> tuple[str, ...] | None:
+    names = fields.get("policy_joint_names")
+    if names is None:
+        return None
+    if len(names) != n or not all(isinstance(x, str) for x in names) or len(set(names)) != n:
+        raise RobotSpecError(
+            f"{where}: policy_joint_names must hold {n} distinct names, one per entry of joints (policy order)"
+        )
+    return tuple(names)
 
 
 def _add_missing_sensors(spec: mujoco.MjSpec, robot: RobotSpec) -> None:

@@ -1,0 +1,148 @@
+"""An exported policy: the ONNX graph, the contract it carries, and the controller that runs it on a robot.
+
+`OnnxPolicy.load(path)` reads the contract from the file's metadata; `check(robot)` refuses a robot the policy was
+not trained for, with a message that names each difference. `PolicyController` turns robot readings into joint
+commands with the very observation-term code the environments use (robots/observations.py).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from footfall.deploy.interface import JointCommand, RobotReading
+from footfall.robots.contract import (
+    CONTRACT_METADATA_KEY,
+    EVAL_METADATA_KEY,
+    ContractMismatchError,
+    PolicyContract,
+)
+from footfall.robots.observations import ObservationBuilder, RobotState, TermContext
+from footfall.robots.spec import RobotSpec
+
+
+class OnnxPolicy:
+    """obs (D,) or (N, D) float -> action (A,) or (N, A), with the policy contract."""
+
+    def __init__(self, data: bytes, source: str = "<bytes>"):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1  # one small MLP: threads cost more than they give on a control loop
+        opts.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise ContractMismatchError(f"{source} is not a loadable ONNX model: {e}") from e
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if CONTRACT_METADATA_KEY not in meta:
+            raise ContractMismatchError(
+                f"{source} carries no footfall policy contract (metadata key {CONTRACT_METADATA_KEY!r}). "
+                "Export it with `footfall export RUN -o policy.onnx`."
+            )
+        self.contract = PolicyContract.from_json(meta[CONTRACT_METADATA_KEY])
+        self.eval_report: dict[str, Any] = json.loads(meta.get(EVAL_METADATA_KEY, "{}"))
+        inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
+        self.input_name, self.output_name = inp.name, out.name
+        width = inp.shape[-1]
+        if isinstance(width, int) and width != self.contract.observation_size:
+            raise ContractMismatchError(
+                f"{source}: the graph takes {width} inputs but its contract describes {self.contract.observation_size}"
+            )
+        self.source = source
+        self._buf = np.zeros((1, self.contract.observation_size), dtype=np.float32)
+
+    @classmethod
+    def load(cls, path: str | Path) -> OnnxPolicy:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"policy file not found: {path}. Export one with `footfall export RUN -o {path}`.")
+        return cls(path.read_bytes(), str(path))
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        if obs.ndim == 1:
+            self._buf[0] = obs
+            return self.session.run([self.output_name], {self.input_name: self._buf})[0][0].astype(np.float64)
+        return self.session.run([self.output_name], {self.input_name: obs.astype(np.float32)})[0].astype(np.float64)
+
+    def check(self, robot: RobotSpec, control_dt_s: float | None = None) -> None:
+        """Raise ContractMismatchError naming every difference between the contract and `robot`."""
+        self.contract.validate(robot, control_dt_s=control_dt_s)
+        ctx = context_of(self.contract, robot)
+        try:
+            builder = ObservationBuilder.from_contract(self.contract.observations, ctx)
+        except ValueError as e:
+            raise ContractMismatchError(f"{self.source}: {e}") from e
+        if builder.size != self.contract.observation_size:
+            raise ContractMismatchError(
+                f"{self.source}: observation size: policy expects {self.contract.observation_size}, "
+                f"robot {robot.name!r} gives {builder.size}"
+            )
+
+
+def context_of(contract: PolicyContract, robot: RobotSpec) -> TermContext:
+    return TermContext(
+        np.asarray(contract.robot.default_pose), num_commands=len(contract.commands.names), num_feet=len(robot.feet)
+    )
+
+
+class PolicyController:
+    """Runs an OnnxPolicy: reading + command -> observation (shared term code) -> action -> joint command.
+
+    Keeps what the policy's observation needs beyond the reading: its last action and the gait clock. Action
+    semantics follow the contract: target = clip(default + scale * clip(a)) (offset) or target += scale * clip(a)
+    (delta), clipped to the joint ranges; kp and kd are the contract's gains."""
+
+    name = "policy"
+
+    def __init__(self, policy: OnnxPolicy, robot: RobotSpec):
+        policy.check(robot)
+        self.policy, self.contract, self.robot = policy, policy.contract, robot
+        c = self.contract
+        self.builder = ObservationBuilder.from_contract(c.observations, context_of(c, robot))
+        self.default = np.asarray(c.robot.default_pose, dtype=np.float64)
+        self.lo = np.array([lo for lo, _ in c.robot.position_limits])
+        self.hi = np.array([hi for _, hi in c.robot.position_limits])
+        self.kp = np.asarray(c.robot.kp, dtype=np.float64)
+        self.kd = np.asarray(c.robot.kd, dtype=np.float64)
+        self.nj = len(self.default)
+        self.needs_clock = any(t.name == "gait_clock" for t in c.observations)
+        if self.needs_clock and not c.timing.gait_period_s:
+            raise ContractMismatchError(f"{policy.source}: observes a gait clock but its contract has no gait period")
+        self.reset(None)
+
+    def reset(self, reading: RobotReading | None) -> None:
+        self.action = np.zeros(self.nj)
+        self.phase = 0.0
+        self.target = self.default.copy() if reading is None else reading.joint_pos.copy()
+        self.builder.reset()
+        self.last_obs = np.zeros(self.contract.observation_size)
+
+    def state_of(self, reading: RobotReading, command: np.ndarray) -> RobotState:
+        return RobotState(
+            joint_pos=reading.joint_pos[None],
+            joint_vel=reading.joint_vel[None],
+            imu_quat=None if reading.imu_quat is None else reading.imu_quat[None],
+            gyro=None if reading.gyro is None else reading.gyro[None],
+            accel=None if reading.accel is None else reading.accel[None],
+            command=np.asarray(command, dtype=np.float64)[None],
+            last_action=self.action[None],
+            phase=np.array([self.phase]),
+        )
+
+    def __call__(self, reading: RobotReading, command: np.ndarray) -> JointCommand:
+        c = self.contract
+        obs = self.builder(self.state_of(reading, command))[0]
+        self.last_obs = obs
+        a = self.policy(obs)
+        a = np.clip(np.nan_to_num(a, nan=0.0), -c.robot.action_clip, c.robot.action_clip) if np.isfinite(a).all() else a
+        self.action = a
+        base = self.target if c.robot.action_type == "joint_position_delta" else self.default
+        self.target = np.clip(base + c.robot.action_scale * a, self.lo, self.hi)
+        if self.needs_clock:
+            self.phase = (self.phase + c.timing.control_dt_s / c.timing.gait_period_s) % 1.0
+        z = np.zeros(self.nj)
+        return JointCommand(q=self.target.copy(), dq=z, kp=self.kp.copy(), kd=self.kd.copy(), tau=z.copy())

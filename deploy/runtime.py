@@ -1,0 +1,347 @@
+"""The deploy runtime: a fixed-rate loop with a state machine and a safety layer around any controller.
+
+    PASSIVE --start--> STAND_UP --(ramp done)--> STAND --run--> RUN
+       ^                                                        |
+       +----reset---- DAMP <----stop / fault (any mode)---------+
+
+- PASSIVE and DAMP: kp = 0, kd = the robot's damping: the joints go limp slowly. DAMP is latched until `reset`.
+- STAND_UP: a smooth (smoothstep) ramp from the measured pose to the default pose over `stand_up_s`.
+- RUN: the controller (an ONNX policy or a model-based controller) commands the joints, through the safety layer.
+
+The loop sleeps to absolute deadlines t0 + k * period, so errors do not accumulate; a tick that wakes past the
+next deadline skips to the one after and counts the miss. Per-tick lateness and compute time go to preallocated
+arrays (and to the telemetry log). `realtime_setup` asks the OS for SCHED_FIFO, a pinned CPU and locked memory
+where it allows, and garbage collection is frozen once the loop runs.
+
+Lockstep: with a simulated robot that implements `advance_to`, `LockstepClock` makes "sleep until the deadline"
+mean "simulate until the deadline", so the same loop runs deterministically and faster than real time.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+import numpy as np
+
+from footfall.deploy.interface import JointCommand, RobotInterface, RobotReading
+from footfall.deploy.safety import SafetyConfig, SafetyLayer
+from footfall.robots.spec import RobotSpec
+
+Controller = Callable[[RobotReading, np.ndarray], JointCommand]
+
+
+class Mode(IntEnum):
+    PASSIVE = 0
+    STAND_UP = 1
+    STAND = 2
+    RUN = 3
+    DAMP = 4
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    control_dt_s: float = 0.02
+    stand_up_s: float = 2.0
+    damping_kd: float | None = None  # per-joint damping in PASSIVE/DAMP (default: the robot's kd)
+    num_commands: int = 3  # operator command size (vx, vy, yaw rate)
+    command_hold: bool = False  # True: keep the last velocity command forever (no timeout): scripted runs
+    max_ticks: int = 360_000  # timing arrays' length (2 h at 50 Hz); later ticks keep the last slot
+
+
+class RealClock:
+    """Wall clock with absolute-deadline sleeps: coarse sleep, then a short spin for the last `spin_s`."""
+
+    def __init__(self, spin_s: float = 200e-6):
+        self.spin_s = spin_s
+
+    def now(self) -> float:
+        return time.perf_counter()
+
+    def wait_until(self, t: float) -> None:
+        while True:
+            left = t - time.perf_counter()
+            if left <= 0:
+                return
+            if left > self.spin_s:
+                time.sleep(left - self.spin_s)
+
+
+class LockstepClock:
+    """Simulated time: waiting until t advances the simulated robot to t."""
+
+    def __init__(self, robot: Any):
+        self.robot = robot
+
+    def now(self) -> float:
+        return self.robot.time_s()
+
+    def wait_until(self, t: float) -> None:
+        self.robot.advance_to(t)
+
+
+def realtime_setup(cpu: int | None = None, priority: int = 80) -> dict[str, str]:
+    """Best-effort real-time settings for this process; returns what each step did."""
+    done: dict[str, str] = {}
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        done["sched_fifo"] = f"ok (priority {priority})"
+    except (OSError, AttributeError) as e:
+        done["sched_fifo"] = f"not allowed ({e}); run as root or grant CAP_SYS_NICE / rtprio in limits.conf"
+    if cpu is not None:
+        try:
+            os.sched_setaffinity(0, {cpu})
+            done["cpu"] = f"pinned to {cpu}"
+        except (OSError, AttributeError) as e:
+            done["cpu"] = f"not pinned ({e})"
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.mlockall(1 | 2) == 0:  # MCL_CURRENT | MCL_FUTURE
+            done["mlockall"] = "ok"
+        else:
+            done["mlockall"] = f"not allowed (errno {ctypes.get_errno()}); raise RLIMIT_MEMLOCK"
+    except (OSError, AttributeError) as e:
+        done["mlockall"] = f"unavailable ({e})"
+    return done
+
+
+class Runtime:
+    def __init__(
+        self,
+        robot: RobotInterface,
+        spec: RobotSpec,
+        controller: Controller,
+        cfg: RuntimeConfig | None = None,
+        safety: SafetyConfig | None = None,
+        clock: Any = None,
+        telemetry: Any = None,
+        obs_size: int = 0,
+    ):
+        self.robot, self.spec, self.controller = robot, spec, controller
+        self.cfg = cfg or RuntimeConfig()
+        self.safety = SafetyLayer.for_robot(spec, safety)
+        self.clock = clock or RealClock()
+        self.telemetry = telemetry
+        nj = spec.num_joints
+        self.nj = nj
+        self.default = np.asarray(spec.default_pose, dtype=float)
+        self.kp = np.asarray(spec.kp, dtype=float)
+        self.kd = np.asarray(spec.kd, dtype=float)
+        kd_damp = self.kd if self.cfg.damping_kd is None else np.full(nj, self.cfg.damping_kd)
+        self.damping = JointCommand.damping(nj, kd_damp)
+        self.mode = Mode.PASSIVE
+        self.fault: str | None = None
+        self.events: list[dict[str, Any]] = []
+        self.command = np.zeros(self.cfg.num_commands)
+        self.command_stamp = -math.inf
+        self.last_cmd = self.damping.copy()
+        self.last_reading: RobotReading | None = None
+        self.stand_from: np.ndarray | None = None
+        self.stand_t0 = 0.0
+        self.tick_count = 0
+        self.missed = 0
+        n = self.cfg.max_ticks
+        self.lateness = np.zeros(n)
+        self.compute = np.zeros(n)
+        self.wake = np.zeros(n)
+        self.obs_size = obs_size
+        self.on_tick: list[Callable[[Runtime], None]] = []  # called after each tick (metrics, scripted commands)
+
+    # ------------------------------------------------------------------ operator commands
+
+    def set_velocity(self, command: np.ndarray) -> None:
+        self.command[:] = command
+        self.command_stamp = self.clock.now()
+
+    def start(self) -> None:
+        """PASSIVE -> STAND_UP."""
+        if self.mode == Mode.PASSIVE:
+            self._enter(Mode.STAND_UP, "operator start")
+
+    def run(self) -> None:
+        """STAND -> RUN (STAND_UP finishes first)."""
+        if self.mode in (Mode.STAND, Mode.STAND_UP):
+            self._run_requested = True
+            if self.mode == Mode.STAND:
+                self._enter(Mode.RUN, "operator run")
+
+    def stop(self, reason: str = "operator stop") -> None:
+        if self.mode != Mode.DAMP:
+            self._enter(Mode.DAMP, reason)
+
+    def reset(self) -> None:
+        """DAMP -> PASSIVE, clearing the fault."""
+        if self.mode == Mode.DAMP:
+            self.fault = None
+            self._enter(Mode.PASSIVE, "operator reset")
+
+    def run_now(self) -> None:
+        """Skip the stand-up: RUN at once (simulation, when the robot already stands at the default pose)."""
+        self._enter(Mode.RUN, "run without stand-up")
+
+    # ------------------------------------------------------------------ the loop
+
+    _run_requested = False
+
+    def _enter(self, mode: Mode, reason: str) -> None:
+        t = self.clock.now()
+        ev = {"t": t, "tick": self.tick_count, "event": "mode", "from": self.mode.name, "to": mode.name}
+        ev["reason"] = reason
+        self.events.append(ev)
+        if self.telemetry is not None:
+            self.telemetry.event(**ev)
+        if mode == Mode.STAND_UP:
+            self.stand_from = None
+            self.stand_t0 = t
+        if mode == Mode.RUN and hasattr(self.controller, "reset"):
+            self.controller.reset(self.last_reading)
+        if mode == Mode.DAMP:
+            self.fault = reason
+            self._run_requested = False
+        self.mode = mode
+
+    def tick(self) -> JointCommand:
+        """One control step: read, check, control, filter, write."""
+        reading = self.robot.read()
+        fault = self.safety.check_reading(reading)
+        fresh = self.safety.fresh() and reading is not None
+        if fresh:
+            self.last_reading = reading
+        if fault is not None and self.mode not in (Mode.PASSIVE, Mode.DAMP):
+            self._enter(Mode.DAMP, fault)
+        now = self.clock.now()
+        if not self.cfg.command_hold and now - self.command_stamp > self.safety.cfg.command_timeout_s:
+            self.command[:] = 0.0  # operator link silent: stand still
+        out = self.damping
+        action = None
+        if self.mode in (Mode.STAND_UP, Mode.STAND, Mode.RUN) and not fresh:
+            out = self.last_cmd  # hold the last command until the state is fresh again (or the stale trip)
+        elif self.mode == Mode.STAND_UP:
+            if self.stand_from is None:
+                self.stand_from = reading.joint_pos.copy()
+                self.safety.prev_q = self.stand_from.copy()
+            s = min(1.0, (now - self.stand_t0) / self.cfg.stand_up_s)
+            s = s * s * (3 - 2 * s)
+            q = self.stand_from + s * (self.default - self.stand_from)
+            out = JointCommand(q, np.zeros(self.nj), self.kp.copy(), self.kd.copy(), np.zeros(self.nj))
+            if s >= 1.0:
+                self._enter(Mode.RUN if self._run_requested else Mode.STAND, "stand-up done")
+        elif self.mode == Mode.STAND:
+            out = JointCommand(self.default.copy(), np.zeros(self.nj), self.kp.copy(), self.kd.copy(), np.zeros(self.nj))
+        elif self.mode == Mode.RUN:
+            try:
+                out = self.controller(reading, self.command)
+                action = getattr(self.controller, "action", None)
+            except Exception as e:  # a controller bug must not take the robot down with it
+                self._enter(Mode.DAMP, f"controller raised {type(e).__name__}: {e}")
+                out = self.damping
+        if self.mode in (Mode.STAND_UP, Mode.STAND, Mode.RUN) and out is not self.last_cmd:
+            out, fault = self.safety.filter(out, reading)
+            if fault is not None:
+                self._enter(Mode.DAMP, fault)
+                out = self.damping
+        if self.mode in (Mode.PASSIVE, Mode.DAMP):
+            out = self.damping
+            self.safety.prev_q = None
+        self.robot.write(out)
+        self.last_cmd = out
+        self._log(reading, out, action)
+        return out
+
+    def _log(self, reading: RobotReading | None, out: JointCommand, action: np.ndarray | None) -> None:
+        tel = self.telemetry
+        if tel is None:
+            return
+        tel.set("t", reading.stamp_s if reading is not None else math.nan)
+        tel.set("mode", float(self.mode))
+        tel.set("command", self.command)
+        obs = getattr(self.controller, "last_obs", None)
+        if self.obs_size:
+            tel.set("obs", obs if (action is not None and obs is not None) else 0.0)
+            tel.set("action", action if action is not None else 0.0)
+        if reading is not None:
+            tel.set("joint_pos", reading.joint_pos)
+            tel.set("joint_vel", reading.joint_vel)
+        tel.set("q_target", out.q)
+
+    def loop(self, duration_s: float | None = None, ticks: int | None = None, freeze_gc: bool = True) -> dict[str, Any]:
+        """Run ticks on absolute deadlines until `duration_s` or `ticks` (or KeyboardInterrupt); report timing."""
+        period = self.cfg.control_dt_s
+        clock = self.clock
+        t0 = clock.now()
+        k0 = self.tick_count
+        n_max = ticks if ticks is not None else (int(round(duration_s / period)) if duration_s is not None else None)
+        gc_was = gc.isenabled()
+        if freeze_gc:
+            gc.collect()
+            gc.freeze()
+            gc.disable()
+        try:
+            k = 0
+            while n_max is None or k < n_max:
+                deadline = t0 + k * period
+                clock.wait_until(deadline)
+                woke = clock.now()
+                self.tick()
+                done = clock.now()
+                i = min(self.tick_count, len(self.lateness) - 1)
+                self.lateness[i] = woke - deadline
+                self.compute[i] = done - woke
+                self.wake[i] = woke - t0
+                if self.telemetry is not None:
+                    self.telemetry.set("wall_s", woke - t0)
+                    self.telemetry.set("lateness_s", woke - deadline)
+                    self.telemetry.set("compute_s", done - woke)
+                    self.telemetry.commit()
+                self.tick_count += 1
+                for f in self.on_tick:
+                    f(self)
+                k += 1
+                behind = clock.now() - (t0 + k * period)
+                if behind > 0:  # overran the next deadline: skip the ticks that are already past
+                    skip = int(behind // period) + 1
+                    self.missed += skip
+                    k += skip  # (the loop still ends at the same time: ticks count deadlines)
+        except KeyboardInterrupt:
+            self.stop("KeyboardInterrupt")
+            self.robot.write(self.damping)
+        finally:
+            if freeze_gc:
+                gc.unfreeze()
+                if gc_was:
+                    gc.enable()
+        return self.timing(k0)
+
+    def timing(self, since: int = 0) -> dict[str, Any]:
+        n = min(self.tick_count, len(self.lateness))
+        lat, comp, wake = self.lateness[since:n], self.compute[since:n], self.wake[since:n]
+        if len(wake) > 1:
+            periods = np.diff(wake)
+            period_err = float(np.mean(periods) - self.cfg.control_dt_s)
+        else:
+            period_err = 0.0
+        return {
+            "ticks": int(len(lat)),
+            "missed": int(self.missed),
+            "period_error_mean_us": period_err * 1e6,
+            "lateness_median_us": float(np.median(lat) * 1e6) if len(lat) else 0.0,
+            "lateness_p99_us": float(np.percentile(lat, 99) * 1e6) if len(lat) else 0.0,
+            "lateness_max_us": float(np.max(lat) * 1e6) if len(lat) else 0.0,
+            "tick_median_ms": float(np.median(comp) * 1e3) if len(comp) else 0.0,
+            "tick_p99_ms": float(np.percentile(comp, 99) * 1e3) if len(comp) else 0.0,
+        }
+
+
+def telemetry_fields(num_commands: int, obs_size: int, action_size: int, nj: int) -> list[tuple[str, int]]:
+    fields = [("t", 1), ("wall_s", 1), ("lateness_s", 1), ("compute_s", 1), ("mode", 1), ("command", num_commands)]
+    if obs_size:
+        fields += [("obs", obs_size), ("action", action_size)]
+    return fields + [("joint_pos", nj), ("joint_vel", nj), ("q_target", nj)]
