@@ -74,9 +74,19 @@ def run(quick: bool = False) -> dict[str, Any]:
     spec = load_robot(c.robot.name)
     port = _free_port()
     bridge = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from footfall.deploy.udp import bridge_main; sys.exit(bridge_main())",
-         "--robot", spec.name, "--port", str(port), "--duration", str(duration + 4)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from footfall.deploy.udp import bridge_main; sys.exit(bridge_main())",
+            "--robot",
+            spec.name,
+            "--port",
+            str(port),
+            "--duration",
+            str(duration + 4),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         bridge.stdout.readline()  # the banner: it is listening
@@ -89,8 +99,15 @@ def run(quick: bool = False) -> dict[str, Any]:
         fields = telemetry_fields(len(c.commands.names), c.observation_size, c.action_size, spec.num_joints)
         tel = TelemetryWriter(tmp / "bench.fflog", fields, {"period_s": c.timing.control_dt_s})
         safety = SafetyConfig(max_tilt_deg=180.0, velocity_margin=1e6)
-        rt = Runtime(robot, spec, controller, RuntimeConfig(control_dt_s=c.timing.control_dt_s, command_hold=True),
-                     safety, telemetry=tel, obs_size=c.observation_size)
+        rt = Runtime(
+            robot,
+            spec,
+            controller,
+            RuntimeConfig(control_dt_s=c.timing.control_dt_s, command_hold=True),
+            safety,
+            telemetry=tel,
+            obs_size=c.observation_size,
+        )
         rt.set_velocity(np.array([0.5, 0.0, 0.0]))
         rt.run_now()
         timing = rt.loop(duration_s=duration)
@@ -108,8 +125,19 @@ def run(quick: bool = False) -> dict[str, Any]:
         **machine(),
         "duration_s": duration,
         "rate_hz": 1 / c.timing.control_dt_s,
-        **{k: timing[k] for k in ("ticks", "missed", "period_error_mean_us", "lateness_median_us", "lateness_p99_us",
-                                  "lateness_max_us", "tick_median_ms", "tick_p99_ms")},
+        **{
+            k: timing[k]
+            for k in (
+                "ticks",
+                "missed",
+                "period_error_mean_us",
+                "lateness_median_us",
+                "lateness_p99_us",
+                "lateness_max_us",
+                "tick_median_ms",
+                "tick_p99_ms",
+            )
+        },
         "stayed_in_run": stayed_in_run,
         "bridge_rate_hz": 500.0,
         "bridge_ticks": bridge_report["ticks"],
@@ -130,10 +158,20 @@ def main(quick: bool = False) -> dict[str, Any]:
         table(
             ("loop", "period error mean us", "lateness median us", "lateness p99 us", "tick median ms"),
             [
-                ("footfall runtime, 50 Hz", f"{r['period_error_mean_us']:.2f}", f"{r['lateness_median_us']:.0f}",
-                 f"{r['lateness_p99_us']:.0f}", f"{r['tick_median_ms']:.3f}"),
-                ("bridge, 500 Hz", "-", f"{r['bridge_lateness_median_us']:.0f}", f"{r['bridge_lateness_p99_us']:.0f}",
-                 "-"),
+                (
+                    "footfall runtime, 50 Hz",
+                    f"{r['period_error_mean_us']:.2f}",
+                    f"{r['lateness_median_us']:.0f}",
+                    f"{r['lateness_p99_us']:.0f}",
+                    f"{r['tick_median_ms']:.3f}",
+                ),
+                (
+                    "bridge, 500 Hz",
+                    "-",
+                    f"{r['bridge_lateness_median_us']:.0f}",
+                    f"{r['bridge_lateness_p99_us']:.0f}",
+                    "-",
+                ),
                 ("reference: work(); sleep(period)", f"{r['naive_sleep_period_error_mean_us']:.0f}", "-", "-", "-"),
             ],
         )

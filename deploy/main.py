@@ -56,8 +56,9 @@ def deploy(
         iface,
         robot_spec,
         controller,
-        RuntimeConfig(control_dt_s=c.timing.control_dt_s, num_commands=len(c.commands.names),
-                      command_hold=velocity is not None),
+        RuntimeConfig(
+            control_dt_s=c.timing.control_dt_s, num_commands=len(c.commands.names), command_hold=velocity is not None
+        ),
         safety,
         telemetry=tel,
         obs_size=c.observation_size,

@@ -100,7 +100,12 @@ class MujocoRobot:
             if self.spec.floating_base and yaw:
                 q = self.data.qpos[3:7].copy()
                 c, s = np.cos(yaw / 2), np.sin(yaw / 2)
-                self.data.qpos[3:7] = [c * q[0] - s * q[3], c * q[1] - s * q[2], c * q[2] + s * q[1], c * q[3] + s * q[0]]
+                self.data.qpos[3:7] = [
+                    c * q[0] - s * q[3],
+                    c * q[1] - s * q[2],
+                    c * q[2] + s * q[1],
+                    c * q[3] + s * q[0],
+                ]
             if qpos_noise:
                 adr = self.spec.joint_qpos_adr(self.model)
                 self.data.qpos[adr] += self.rng.uniform(-qpos_noise, qpos_noise, len(adr))

@@ -235,7 +235,9 @@ class Runtime:
             if s >= 1.0:
                 self._enter(Mode.RUN if self._run_requested else Mode.STAND, "stand-up done")
         elif self.mode == Mode.STAND:
-            out = JointCommand(self.default.copy(), np.zeros(self.nj), self.kp.copy(), self.kd.copy(), np.zeros(self.nj))
+            out = JointCommand(
+                self.default.copy(), np.zeros(self.nj), self.kp.copy(), self.kd.copy(), np.zeros(self.nj)
+            )
         elif self.mode == Mode.RUN:
             try:
                 out = self.controller(reading, self.command)

@@ -59,9 +59,7 @@ def run_episode(
     robot.reset(yaw=float(rng.uniform(-math.pi, math.pi)))
     controller = PolicyController(policy, spec)
     dt = policy.contract.timing.control_dt_s
-    rt = Runtime(
-        robot, spec, controller, RuntimeConfig(control_dt_s=dt, command_hold=True), clock=LockstepClock(robot)
-    )
+    rt = Runtime(robot, spec, controller, RuntimeConfig(control_dt_s=dt, command_hold=True), clock=LockstepClock(robot))
     rt.set_velocity(commands[0])
     rt.run_now()
     h0 = float(robot.truth().base_pos[2])

@@ -306,6 +306,7 @@ def bridge_main(argv: list[str] | None = None) -> int:
     p.add_argument("--freeze-after", type=float, default=None, help="fault injection: stop sending after S s")
     p.add_argument("--pause", type=float, nargs=2, metavar=("AT", "FOR"), help="fault injection: hold state back")
     a = p.parse_args(argv)
+
     def _terminate(*_: object) -> None:
         raise KeyboardInterrupt  # leave the loop through its cleanup, then print the report
 

@@ -195,7 +195,9 @@ def _cmd_sim2sim(args: argparse.Namespace) -> int:
     from footfall.robots.contract import ContractMismatchError
 
     cfg = Sim2SimConfig(
-        episodes=args.episodes, physics_dt=args.physics_dt, latency_s=(args.latency_ms[0] / 1e3, args.latency_ms[1] / 1e3)
+        episodes=args.episodes,
+        physics_dt=args.physics_dt,
+        latency_s=(args.latency_ms[0] / 1e3, args.latency_ms[1] / 1e3),
     )
     try:
         r = sim2sim(args.policy, robot_spec=args.robot_spec, cfg=cfg, reference_rmse=args.reference_rmse)
@@ -203,15 +205,34 @@ def _cmd_sim2sim(args: argparse.Namespace) -> int:
         print(f"footfall sim2sim: refusing to run: {e}", file=sys.stderr)
         return 2
     _print_table(
-        ("robot", "physics dt", "latency ms", "episodes", "falls", "lin vel RMSE", "training RMSE", "ratio",
-         "torque sat.", "CoT", "result"),
-        [(
-            r["robot"], f"{r['physics_dt'] * 1e3:g} ms", f"{args.latency_ms[0]:g}-{args.latency_ms[1]:g}",
-            str(r["episodes"]), str(r["falls"]), f"{r['lin_vel_rmse']:.3f}",
-            f"{r['reference_rmse']:.3f}" if r["reference_rmse"] else "-",
-            f"{r['rmse_ratio']:.2f}" if r["rmse_ratio"] else "-", f"{r['torque_saturation']:.1%}",
-            f"{r['cost_of_transport']:.2f}" if r["cost_of_transport"] else "-", "PASS" if r["pass"] else "FAIL",
-        )],
+        (
+            "robot",
+            "physics dt",
+            "latency ms",
+            "episodes",
+            "falls",
+            "lin vel RMSE",
+            "training RMSE",
+            "ratio",
+            "torque sat.",
+            "CoT",
+            "result",
+        ),
+        [
+            (
+                r["robot"],
+                f"{r['physics_dt'] * 1e3:g} ms",
+                f"{args.latency_ms[0]:g}-{args.latency_ms[1]:g}",
+                str(r["episodes"]),
+                str(r["falls"]),
+                f"{r['lin_vel_rmse']:.3f}",
+                f"{r['reference_rmse']:.3f}" if r["reference_rmse"] else "-",
+                f"{r['rmse_ratio']:.2f}" if r["rmse_ratio"] else "-",
+                f"{r['torque_saturation']:.1%}",
+                f"{r['cost_of_transport']:.2f}" if r["cost_of_transport"] else "-",
+                "PASS" if r["pass"] else "FAIL",
+            )
+        ],
     )
     if r["reference_rmse"] is None:
         print("no training-env RMSE in the policy file (exported with --no-eval): pass --reference-rmse")
@@ -225,7 +246,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     r = replay(args.log, args.policy)
     print(
         f"{r['run_ticks']} RUN ticks of {r['ticks']} replayed through {args.policy}: largest action difference "
-        f"{r['max_action_diff']:.3g}" + (" (log cut off mid-record; read up to its last whole tick)" if r["truncated"] else "")
+        f"{r['max_action_diff']:.3g}"
+        + (" (log cut off mid-record; read up to its last whole tick)" if r["truncated"] else "")
     )
     print(json.dumps(r))
     return 0
@@ -363,8 +385,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--robot-spec", help="spec file of another model of the same robot (default: the built-in one)")
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--physics-dt", type=float, default=0.002, help="physics step, s (default: 0.002)")
-    p.add_argument("--latency-ms", type=float, nargs=2, default=(0.0, 20.0), metavar=("LO", "HI"),
-                   help="command latency range, ms (default: 0 20)")
+    p.add_argument(
+        "--latency-ms",
+        type=float,
+        nargs=2,
+        default=(0.0, 20.0),
+        metavar=("LO", "HI"),
+        help="command latency range, ms (default: 0 20)",
+    )
     p.add_argument("--reference-rmse", type=float, help="training RMSE to compare with (default: from the file)")
     commands["sim2sim"] = _cmd_sim2sim
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from footfall.robots.observations import TermConfig, TermContext, TERMS
+from footfall.robots.observations import TERMS, TermConfig, TermContext
 from footfall.robots.spec import RobotSpec, RobotSpecError
 
 Array = np.ndarray

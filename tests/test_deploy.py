@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import re
@@ -16,12 +15,12 @@ import numpy as np
 import onnx
 import pytest
 
+from footfall.deploy import udp
 from footfall.deploy.interface import JointCommand, RobotReading
 from footfall.deploy.mujoco_robot import MujocoRobot
 from footfall.deploy.policy import OnnxPolicy, PolicyController
 from footfall.deploy.runtime import LockstepClock, Mode, RealClock, Runtime, RuntimeConfig, telemetry_fields
 from footfall.deploy.telemetry import TelemetryWriter, read_log, replay
-from footfall.deploy import udp
 from footfall.robots import load_robot
 from footfall.robots.contract import CONTRACT_METADATA_KEY, ContractMismatchError, PolicyContract
 
@@ -43,8 +42,14 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
         max_iterations=2,
         checkpoint_every=1,
         torch_threads=1,
-        ppo=PPOConfig(num_steps=8, learning_epochs=1, num_minibatches=2, actor_hidden=(32, 32), critic_hidden=(32,),
-                      symmetric_actor=True),
+        ppo=PPOConfig(
+            num_steps=8,
+            learning_epochs=1,
+            num_minibatches=2,
+            actor_hidden=(32, 32),
+            critic_hidden=(32,),
+            symmetric_actor=True,
+        ),
     )
     train(cfg, out / "run", progress=False)
     report = export_run(out / "run", out / "policy.onnx", parity_samples=10_000, evaluate=False)
@@ -251,11 +256,19 @@ def test_telemetry_log_replays_exactly_and_survives_truncation(exported: tuple[P
     c = policy.contract
     sim = MujocoRobot("go1")
     log = tmp_path / "run.fflog"
-    tel = TelemetryWriter(log, telemetry_fields(3, c.observation_size, c.action_size, 12), {"period_s": 0.02},
-                          flush_every=7)
+    tel = TelemetryWriter(
+        log, telemetry_fields(3, c.observation_size, c.action_size, 12), {"period_s": 0.02}, flush_every=7
+    )
     spec = load_robot("go1")
-    rt = Runtime(sim, spec, PolicyController(policy, spec), RuntimeConfig(), clock=LockstepClock(sim),
-                 telemetry=tel, obs_size=c.observation_size)
+    rt = Runtime(
+        sim,
+        spec,
+        PolicyController(policy, spec),
+        RuntimeConfig(),
+        clock=LockstepClock(sim),
+        telemetry=tel,
+        obs_size=c.observation_size,
+    )
     rt.set_velocity(np.array([0.5, 0.0, 0.0]))
     rt.run_now()
     rt.loop(ticks=40, freeze_gc=False)
@@ -313,9 +326,18 @@ def _free_port() -> int:
 
 def _bridge(port: int, *extra: str, duration: float = 6.0) -> subprocess.Popen:
     p = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from footfall.deploy.udp import bridge_main; sys.exit(bridge_main())",
-         "--port", str(port), "--duration", str(duration), *extra],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from footfall.deploy.udp import bridge_main; sys.exit(bridge_main())",
+            "--port",
+            str(port),
+            "--duration",
+            str(duration),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert "footfall bridge" in p.stdout.readline()
     return p
@@ -329,8 +351,13 @@ def _udp_runtime(exported_path: Path, port: int) -> tuple[Runtime, udp.UdpRobot]
         assert time.perf_counter() < t_end, "no state from the bridge"
         robot.hello()
         time.sleep(0.01)
-    rt = Runtime(robot, spec, PolicyController(OnnxPolicy.load(exported_path), spec),
-                 RuntimeConfig(control_dt_s=0.02, command_hold=True), clock=RealClock())
+    rt = Runtime(
+        robot,
+        spec,
+        PolicyController(OnnxPolicy.load(exported_path), spec),
+        RuntimeConfig(control_dt_s=0.02, command_hold=True),
+        clock=RealClock(),
+    )
     return rt, robot
 
 
@@ -394,4 +421,3 @@ def test_bridge_ignores_and_counts_bad_packets_and_listens_on_loopback() -> None
     import inspect
 
     assert inspect.signature(udp.run_bridge).parameters["host"].default == "127.0.0.1"
-

@@ -117,7 +117,11 @@ def test_symmetric_actor_is_exactly_equivariant_and_survives_a_checkpoint():
     # a fresh module loads the checkpoint's mirror buffers and gives the same actions
     sd = ac.state_dict()
     ac2 = ActorCritic(
-        env.obs_size, env.critic_obs_size, env.action_size, (32, 32), (32,),
+        env.obs_size,
+        env.critic_obs_size,
+        env.action_size,
+        (32, 32),
+        (32,),
         mirror=SymmetricMean.identity(env.obs_size, env.action_size),
     )
     ac2.load_state_dict(sd)

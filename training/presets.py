@@ -23,7 +23,10 @@ PRESETS: dict[str, RunConfig] = {
         task="footfall/Quadruped-Walk-Rough-v0", num_envs=1024, max_iterations=3000, ppo=QUADRUPED_PPO
     ),
     "biped-flat": RunConfig(
-        task="footfall/Biped-Walk-Flat-v0", num_envs=1024, max_iterations=3000, ppo=PPOConfig(entropy_coef=0.002, symmetric_actor=True)
+        task="footfall/Biped-Walk-Flat-v0",
+        num_envs=1024,
+        max_iterations=3000,
+        ppo=PPOConfig(entropy_coef=0.002, symmetric_actor=True),
     ),
     "arm-reach": RunConfig(
         task="footfall/Arm-Reach-v0", algo="sac", num_envs=32, max_iterations=20000, checkpoint_every=500
