@@ -313,7 +313,10 @@ def bridge_main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     pause_at, pause_s = a.pause if a.pause else (None, 0.0)
     faults = BridgeFaults(a.drop_rate, a.delay_ms / 1e3, pause_at, pause_s, a.nan_after, a.freeze_after)
-    print(f"footfall bridge: {a.robot} at {a.rate:g} Hz on udp://{a.host}:{a.port}", flush=True)
-    report = run_bridge(a.robot, a.host, a.port, a.rate, duration_s=a.duration, faults=faults)
+    class _Banner:  # printed once the socket is bound, so a client that waits for it is never early
+        def set(self) -> None:
+            print(f"footfall bridge: {a.robot} at {a.rate:g} Hz on udp://{a.host}:{a.port}", flush=True)
+
+    report = run_bridge(a.robot, a.host, a.port, a.rate, duration_s=a.duration, faults=faults, ready=_Banner())
     print(json.dumps(report), flush=True)
     return 0
