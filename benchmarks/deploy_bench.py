@@ -59,6 +59,20 @@ def naive_loop(work: Any, period: float, duration: float) -> dict[str, float]:
     return {"period_error_mean_us": float((p.mean() - period) * 1e6)}
 
 
+def hot_tick(rt: Any, reading: Any, n: int = 2000) -> float:
+    """Median ms of the same per-tick compute (observation + ONNX + safety) called back to back, caches warm.
+    Set beside the loop's median, it separates the code's cost from what waking up every period costs on this
+    machine (on a shared VM the caches are cold again after each 20 ms sleep)."""
+    cmd = np.array([0.5, 0.0, 0.0])
+    ts = np.empty(n)
+    for i in range(n):
+        t0 = time.perf_counter()
+        out = rt.controller(reading, cmd)
+        rt.safety.filter(out, reading)
+        ts[i] = time.perf_counter() - t0
+    return float(np.median(ts) * 1e3)
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     from footfall.deploy.policy import OnnxPolicy, PolicyController
     from footfall.deploy.runtime import Runtime, RuntimeConfig, telemetry_fields
@@ -121,6 +135,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             bridge.kill()
     last = robot.latest
     naive = naive_loop(lambda: controller(last, np.zeros(3)), c.timing.control_dt_s, duration)
+    hot = hot_tick(rt, last)
     return {
         **machine(),
         "duration_s": duration,
@@ -136,6 +151,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                 "lateness_max_us",
                 "tick_median_ms",
                 "tick_p99_ms",
+                "tick_total_median_ms",
             )
         },
         "stayed_in_run": stayed_in_run,
@@ -145,6 +161,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "bridge_lateness_p99_us": bridge_report["lateness_p99_us"],
         "bridge_packets_bad": sum(bridge_report["packets_bad"].values()),
         "naive_sleep_period_error_mean_us": naive["period_error_mean_us"],
+        "tick_hot_median_ms": hot,
     }
 
 
@@ -156,7 +173,14 @@ def main(quick: bool = False) -> dict[str, Any]:
     )
     print(
         table(
-            ("loop", "period error mean us", "lateness median us", "lateness p99 us", "tick median ms"),
+            (
+                "loop",
+                "period error mean us",
+                "lateness median us",
+                "lateness p99 us",
+                "tick compute median ms",
+                "whole tick median ms",
+            ),
             [
                 (
                     "footfall runtime, 50 Hz",
@@ -164,6 +188,7 @@ def main(quick: bool = False) -> dict[str, Any]:
                     f"{r['lateness_median_us']:.0f}",
                     f"{r['lateness_p99_us']:.0f}",
                     f"{r['tick_median_ms']:.3f}",
+                    f"{r['tick_total_median_ms']:.3f}",
                 ),
                 (
                     "bridge, 500 Hz",
@@ -171,13 +196,16 @@ def main(quick: bool = False) -> dict[str, Any]:
                     f"{r['bridge_lateness_median_us']:.0f}",
                     f"{r['bridge_lateness_p99_us']:.0f}",
                     "-",
+                    "-",
                 ),
-                ("reference: work(); sleep(period)", f"{r['naive_sleep_period_error_mean_us']:.0f}", "-", "-", "-"),
+                ("same tick compute, back to back (warm caches)", "-", "-", "-", f"{r['tick_hot_median_ms']:.3f}", "-"),
+                ("reference: work(); sleep(period)", f"{r['naive_sleep_period_error_mean_us']:.0f}", *["-"] * 4),
             ],
         )
     )
     print(
-        f"targets: period error 0 (absolute deadlines), lateness p99 <= 200 us, tick median <= 0.3 ms. "
+        f"targets: period error 0 (absolute deadlines), lateness p99 <= 200 us, tick compute (observation + ONNX + "
+        f"safety) median <= 0.3 ms; the whole tick adds the UDP read and write and the telemetry log. "
         f"Missed ticks {r['missed']}; bad packets at the bridge {r['bridge_packets_bad']}."
     )
     print(json.dumps(r))

@@ -138,7 +138,8 @@ class PolicyController:
         obs = self.builder(self.state_of(reading, command))[0]
         self.last_obs = obs
         a = self.policy(obs)
-        a = np.clip(np.nan_to_num(a, nan=0.0), -c.robot.action_clip, c.robot.action_clip) if np.isfinite(a).all() else a
+        if np.isfinite(a).all():  # (a non-finite action goes through as it is: the safety layer trips on it)
+            a = np.clip(a, -c.robot.action_clip, c.robot.action_clip)
         self.action = a
         base = self.target if c.robot.action_type == "joint_position_delta" else self.default
         self.target = np.clip(base + c.robot.action_scale * a, self.lo, self.hi)

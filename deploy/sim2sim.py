@@ -8,7 +8,7 @@ velocity commands held 5 s each (seeded, from the contract's command ranges). Re
   falls              episodes where the base tilted past 60 deg, dropped below half its standing height, or the
                      safety layer tripped
   torque_saturation  share of physics steps with some joint at its torque limit
-  cost_of_transport  positive joint work / (m g distance), median over episodes
+  cost_of_transport  positive joint work / (m g path length), median over episodes without a fall
 Pass: no falls and lin_vel_rmse <= (1 + rmse_tolerance) x the training-env evaluation stored in the policy file
 at export (or `reference_rmse` when given).
 """
@@ -67,27 +67,29 @@ def run_episode(
     settle = int(round(SETTLE_S / dt))
     sq_err: list[float] = []
     fell = False
-    start_xy = robot.truth().base_pos[:2].copy()
+    prev_xy = robot.truth().base_pos[:2].copy()
+    path = 0.0  # distance walked along the path (as `footfall eval` measures it), not start-to-end
     for k in range(int(round(cfg.episode_s / dt))):
         seg = k // ticks_per_segment
         if k % ticks_per_segment == 0:
             rt.set_velocity(commands[seg])
         rt.loop(ticks=1, freeze_gc=False)
         t = robot.truth()
+        path += float(np.linalg.norm(t.base_pos[:2] - prev_xy))
+        prev_xy = t.base_pos[:2].copy()
         if rt.mode != Mode.RUN or -t.gravity_z < math.cos(math.radians(60)) or t.base_pos[2] < 0.5 * h0:
             fell = True
             break
         if k % ticks_per_segment >= settle:
             e = t.base_lin_vel[:2] - commands[seg][:2]
             sq_err.append(float(e @ e))
-    dist = float(np.linalg.norm(robot.truth().base_pos[:2] - start_xy))
     mass = float(np.sum(robot.model.body_mass))
     return {
         "fell": fell,
         "fault": rt.fault,
         "sq_err": sq_err,
         "torque_saturation": robot.saturated_steps / max(1, robot.steps),
-        "cost_of_transport": robot.energy_j / (mass * 9.81 * dist) if dist > 0.5 else None,
+        "cost_of_transport": robot.energy_j / (mass * 9.81 * path) if path > 0.5 and not fell else None,
         "latency_s": latency,
     }
 

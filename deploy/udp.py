@@ -313,6 +313,7 @@ def bridge_main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     pause_at, pause_s = a.pause if a.pause else (None, 0.0)
     faults = BridgeFaults(a.drop_rate, a.delay_ms / 1e3, pause_at, pause_s, a.nan_after, a.freeze_after)
+
     class _Banner:  # printed once the socket is bound, so a client that waits for it is never early
         def set(self) -> None:
             print(f"footfall bridge: {a.robot} at {a.rate:g} Hz on udp://{a.host}:{a.port}", flush=True)

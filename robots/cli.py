@@ -377,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="gate an exported policy on a MuJoCo robot unlike the training one",
         description="Run policy.onnx through the deploy runtime on the MujocoRobot with another physics step, "
         "command latency and sensor noise, over 20 seeded 20 s command sequences. Pass: no falls and velocity "
-        "RMSE within 25%% of the training-env evaluation stored in the file. --robot-spec runs it on another "
+        "RMSE within 25% of the training-env evaluation stored in the file. --robot-spec runs it on another "
         "description of the robot (its own MJCF and spec file: joint names and gains from there). Exit code 1 "
         "on FAIL; the last line is JSON.",
     )

@@ -284,6 +284,19 @@ def test_telemetry_log_replays_exactly_and_survives_truncation(exported: tuple[P
     assert t2.truncated and len(t2.ticks["mode"]) == 39
 
 
+def test_lockstep_ticks_advance_one_period_each(exported: tuple[Path, dict]) -> None:
+    """Ticking one period at a time (as sim2sim and compare do) must step the robot, not tick twice per instant."""
+    sim = MujocoRobot("go1")
+    rt = _runtime(exported[0], sim)
+    rt.run_now()
+    for k in range(1, 6):
+        rt.loop(ticks=1, freeze_gc=False)
+        assert sim.time_s() == pytest.approx(0.02 * k, abs=1e-9)
+    rt.loop(ticks=3, freeze_gc=False)
+    assert sim.time_s() == pytest.approx(0.16, abs=1e-9)
+    assert rt.mode == Mode.RUN and rt.fault is None
+
+
 def test_sim2sim_reports_the_promised_keys(exported: tuple[Path, dict]) -> None:
     from footfall.deploy.sim2sim import Sim2SimConfig, sim2sim
 
@@ -291,6 +304,40 @@ def test_sim2sim_reports_the_promised_keys(exported: tuple[Path, dict]) -> None:
     r = sim2sim(exported[0], cfg=cfg, reference_rmse=0.3, progress=False)
     assert {"lin_vel_rmse", "falls", "episodes", "torque_saturation", "pass"} <= set(r)
     assert r["episodes"] == 2 and 0 <= r["torque_saturation"] <= 1
+    assert not any("stale" in f for f in r["fall_reasons"]), r["fall_reasons"]
+
+
+def _renamed_go1(tmp_path: Path, with_map: bool) -> Path:
+    """footfall's go1 with every joint renamed (fr_hip, ...), and a spec file that maps them back, or not."""
+    src = ROOT / "assets" / "go1"
+    tmp_path.mkdir()
+    spec = load_robot("go1")
+    new = {n: n.replace("_joint", "").lower() for n in spec.joint_names}
+    xml = (src / "go1.xml").read_text()
+    for old, nn in new.items():
+        xml = xml.replace(f'"{old}"', f'"{nn}"')
+    (tmp_path / "go1.xml").write_text(xml)
+    toml = (src / "spec.toml").read_text().replace('name = "go1"', 'name = "my_go1"')
+    for old, nn in new.items():
+        toml = toml.replace(f'"{old}"', f'"{nn}"')
+    if with_map:
+        toml += "policy_joint_names = [" + ", ".join(f'"{n}"' for n in spec.joint_names) + "]\n"
+    (tmp_path / "spec.toml").write_text(toml)
+    return tmp_path / "spec.toml"
+
+
+def test_policy_joint_names_map_a_renamed_model(exported: tuple[Path, dict], tmp_path: Path) -> None:
+    policy = OnnxPolicy.load(exported[0])
+    unmapped = load_robot(_renamed_go1(tmp_path / "a", with_map=False))
+    with pytest.raises(ContractMismatchError, match="FR_hip_joint"):
+        policy.check(unmapped)
+    mapped = load_robot(_renamed_go1(tmp_path / "b", with_map=True))
+    policy.check(mapped)  # the map makes it the same robot
+    sim = MujocoRobot(mapped)
+    rt = _runtime(exported[0], sim)
+    rt.run_now()
+    rt.loop(ticks=10, freeze_gc=False)
+    assert rt.mode == Mode.RUN and sim.time_s() == pytest.approx(0.2, abs=1e-9)
 
 
 # ---------------------------------------------------------------- UDP: protocol, bridge process, faults
