@@ -5,4 +5,7 @@ BENCHMARKS: dict[str, str] = {
     "env": "footfall.benchmarks.env_throughput",
     "train": "footfall.benchmarks.train_bench",
     "deploy": "footfall.benchmarks.deploy_bench",
+    "ik": "footfall.benchmarks.ik_bench",
+    "zmp": "footfall.benchmarks.zmp_bench",
+    "mpc": "footfall.benchmarks.mpc_bench",
 }
