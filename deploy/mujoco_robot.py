@@ -87,6 +87,27 @@ class MujocoRobot:
         self.apply(JointCommand.damping(self.num_joints, np.asarray(self.spec.kd)))
         self.reset()
 
+    # ------------------------------------------------------------------ scenario variations
+
+    def vary(self, friction_scale: float = 1.0, payload_kg: float = 0.0) -> None:
+        """Scale every geom's sliding friction (MuJoCo takes the larger of two geoms' values, so the floor's
+        scales too) and add a payload to the base body (its inertia scaled with its mass)."""
+        if friction_scale != 1.0:
+            self.model.geom_friction[:, 0] *= friction_scale
+        if payload_kg:
+            b = self.model.body(self.spec.base_body).id
+            m0 = float(self.model.body_mass[b])
+            self.model.body_mass[b] = m0 + payload_kg
+            self.model.body_inertia[b] *= (m0 + payload_kg) / m0
+        mujoco.mj_setConst(self.model, self.data)
+
+    def push(self, dv_xy: np.ndarray) -> None:
+        """An impulse on a floating base: its horizontal velocity changes by `dv_xy` (m/s, world frame) at once."""
+        if not self.spec.floating_base:
+            raise ValueError(f"{self.spec.name} has no floating base to push")
+        with self._lock:
+            self.data.qvel[0:2] += dv_xy
+
     # ------------------------------------------------------------------ state
 
     @property

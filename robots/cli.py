@@ -240,6 +240,26 @@ def _cmd_sim2sim(args: argparse.Namespace) -> int:
     return 0 if r["pass"] else 1
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from footfall.deploy.compare import CompareConfig, compare, table_rows
+    from footfall.robots.contract import ContractMismatchError
+
+    cfg = CompareConfig(seed=args.seed)
+    if args.quick:
+        cfg = CompareConfig(seed=args.seed, episodes=2, episode_s=10.0, targets=5, pushes=(0.5, 1.0))
+    if args.episodes is not None:
+        cfg = dataclasses.replace(cfg, episodes=args.episodes)
+    try:
+        r = compare(args.controllers, robot=args.robot, out=args.out, cfg=cfg)
+    except (ContractMismatchError, ValueError, FileNotFoundError, ImportError) as e:
+        print(f"footfall compare: {e}", file=sys.stderr)
+        return 2
+    _print_table(*table_rows(r))
+    print(f"report: {r['report']}")
+    print(json.dumps(r))
+    return 0
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     from footfall.deploy.telemetry import replay
 
@@ -397,6 +417,24 @@ def build_parser() -> argparse.ArgumentParser:
     commands["sim2sim"] = _cmd_sim2sim
 
     p = sub.add_parser(
+        "compare",
+        help="policies and classical baselines on the same seeded scenarios, one report",
+        description="Run each controller (policy.onnx files, or the baselines mpc (quadruped), zmp (biped), ik "
+        "(arm)) through the deploy runtime on the MujocoRobot in lockstep, over the same seeded scenarios: "
+        "command sequences, the same at half friction and with a payload, sideways pushes of growing size (arm: "
+        "reachable targets). Writes OUT/report.md with a table and PNG plots, and OUT/result.json; a re-run with "
+        "the same seed gives the same numbers (compute times aside).",
+        epilog="example: footfall compare runs/q/policy.onnx mpc --out compare_go1",
+    )
+    p.add_argument("controllers", nargs="+", help="policy.onnx paths and/or baseline names (mpc, zmp, ik)")
+    p.add_argument("--robot", help="robot name or spec file (default: the first policy's robot)")
+    p.add_argument("--out", default="compare", help="report folder (default: ./compare)")
+    p.add_argument("--episodes", type=int, help="nominal command episodes (default 10; 2 with --quick)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="2 short episodes, 2 pushes, 5 arm targets")
+    commands["compare"] = _cmd_compare
+
+    p = sub.add_parser(
         "replay",
         help="re-run a policy on a telemetry log's observations",
         description="Feed the observations recorded in a deploy telemetry log back through policy.onnx and report "
@@ -422,7 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a benchmark, or all of them. Each measures a reference in the same process "
         "and reports medians and ratios; the last line is a JSON object of its figures.",
     )
-    p.add_argument("name", nargs="?", help="benchmark name (default: all): env, train, deploy")
+    p.add_argument("name", nargs="?", help="benchmark name (default: all): env, train, deploy, ik, zmp, mpc")
     p.add_argument("--quick", action="store_true", help="a short version (fewer repeats, shorter budgets)")
     g = p.add_argument_group("train benchmark")
     g.add_argument("--preset", default="quadruped-flat", help="preset to time (default: quadruped-flat)")

@@ -27,34 +27,6 @@ from footfall.robots.contract import CONTRACT_METADATA_KEY, ContractMismatchErro
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    """A small quadruped policy (symmetric actor), trained 2 iterations and exported with the full parity check."""
-    from footfall.training.export import export_run
-    from footfall.training.ppo import PPOConfig
-    from footfall.training.runner import RunConfig
-    from footfall.training.train import train
-
-    out = tmp_path_factory.mktemp("export")
-    cfg = RunConfig(
-        num_envs=4,
-        max_iterations=2,
-        checkpoint_every=1,
-        torch_threads=1,
-        ppo=PPOConfig(
-            num_steps=8,
-            learning_epochs=1,
-            num_minibatches=2,
-            actor_hidden=(32, 32),
-            critic_hidden=(32,),
-            symmetric_actor=True,
-        ),
-    )
-    train(cfg, out / "run", progress=False)
-    report = export_run(out / "run", out / "policy.onnx", parity_samples=10_000, evaluate=False)
-    return out / "policy.onnx", report
-
-
 def test_export_parity_checker_and_contract(exported: tuple[Path, dict]) -> None:
     path, report = exported
     assert report["parity_samples"] == 10_000
