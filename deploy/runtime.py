@@ -272,8 +272,10 @@ class Runtime:
         tel.set("command", self.command)
         obs = getattr(self.controller, "last_obs", None)
         if self.obs_size:
-            tel.set("obs", obs if (action is not None and obs is not None) else 0.0)
-            tel.set("action", action if action is not None else 0.0)
+            ran = action is not None and obs is not None  # the controller ran this tick (not stale, not a transition)
+            tel.set("ran", float(ran))
+            tel.set("obs", obs if ran else 0.0)
+            tel.set("action", action if ran else 0.0)
         if reading is not None:
             tel.set("joint_pos", reading.joint_pos)
             tel.set("joint_vel", reading.joint_vel)
@@ -358,5 +360,5 @@ class Runtime:
 def telemetry_fields(num_commands: int, obs_size: int, action_size: int, nj: int) -> list[tuple[str, int]]:
     fields = [("t", 1), ("wall_s", 1), ("lateness_s", 1), ("compute_s", 1), ("mode", 1), ("command", num_commands)]
     if obs_size:
-        fields += [("obs", obs_size), ("action", action_size)]
+        fields += [("ran", 1), ("obs", obs_size), ("action", action_size)]
     return fields + [("joint_pos", nj), ("joint_vel", nj), ("q_target", nj)]

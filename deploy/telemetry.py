@@ -11,8 +11,9 @@ Layout (little endian):
     kind 3  event    UTF-8 JSON: {"t": robot time, "tick": n, "event": "mode", "from", "to", "reason"}
 
 Tick fields: t (robot clock s), wall_s (since start), lateness_s (wake-up after the deadline), compute_s
-(reading -> command sent), mode (runtime.Mode), command (operator command), obs (controller observation,
-zeros when none), action (controller output, zeros when none), joint_pos, joint_vel, q_target.
+(reading -> command sent), mode (runtime.Mode), command (operator command), ran (1 when the policy ran this
+tick), obs (its observation, zeros when it did not run), action (its output, zeros when it did not run),
+joint_pos, joint_vel, q_target.
 
 A reader stops at the first incomplete chunk, so a log cut off by a crash or SIGKILL reads up to its last whole
 tick. Ticks are buffered and written in blocks of `flush_every`; the file is flushed and fsynced on close.
@@ -127,13 +128,15 @@ def read_log(path: str | Path) -> Telemetry:
 
 
 def replay(log: str | Path, policy_path: str | Path) -> dict[str, Any]:
-    """Re-run the policy on the logged observations of RUN ticks; report the largest action difference."""
+    """Re-run the policy on the logged observations of the ticks it ran on; report the largest action difference."""
     from footfall.deploy.policy import OnnxPolicy
     from footfall.deploy.runtime import Mode
 
     tel = read_log(log)
     policy = OnnxPolicy.load(policy_path)
     run = tel.ticks["mode"][:, 0] == Mode.RUN
+    if "ran" in tel.ticks:  # ticks where the policy ran (RUN ticks on a stale reading, or entering RUN, hold)
+        run &= tel.ticks["ran"][:, 0] == 1.0
     obs, act = tel.ticks["obs"][run], tel.ticks["action"][run]
     if obs.shape[1] != policy.contract.observation_size:
         raise ValueError(

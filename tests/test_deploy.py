@@ -235,25 +235,28 @@ def test_telemetry_log_replays_exactly_and_survives_truncation(exported: tuple[P
         sim,
         spec,
         PolicyController(policy, spec),
-        RuntimeConfig(),
+        RuntimeConfig(stand_up_s=0.2),
         clock=LockstepClock(sim),
         telemetry=tel,
         obs_size=c.observation_size,
     )
     rt.set_velocity(np.array([0.5, 0.0, 0.0]))
-    rt.run_now()
-    rt.loop(ticks=40, freeze_gc=False)
+    rt.start()  # stand up, then run: the tick that enters RUN sends the stand-up pose, not a policy action
+    rt.run()
+    rt.loop(ticks=50, freeze_gc=False)
     tel.close()
     t = read_log(log)
-    assert len(t.ticks["mode"]) == 40 and not t.truncated
-    assert np.all(t.ticks["mode"] == Mode.RUN) and np.any(t.ticks["action"] != 0)
+    assert len(t.ticks["mode"]) == 50 and not t.truncated
+    ran = t.ticks["ran"][:, 0] == 1
+    assert np.all(t.ticks["mode"][ran] == Mode.RUN) and np.any(t.ticks["action"] != 0)
+    assert (t.ticks["mode"][:, 0] == Mode.RUN).sum() == ran.sum() + 1
     r = replay(log, path)
-    assert r["run_ticks"] == 40 and r["max_action_diff"] == 0.0
+    assert r["run_ticks"] == ran.sum() >= 35 and r["max_action_diff"] == 0.0
     data = log.read_bytes()
     cut = tmp_path / "cut.fflog"
     cut.write_bytes(data[: len(data) - 100])  # a crash mid-record
     t2 = read_log(cut)
-    assert t2.truncated and len(t2.ticks["mode"]) == 39
+    assert t2.truncated and len(t2.ticks["mode"]) == 49
 
 
 def test_lockstep_ticks_advance_one_period_each(exported: tuple[Path, dict]) -> None:
