@@ -475,6 +475,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bridge"]:  # its own parser takes every argument after the name, --help included
+        from footfall.deploy.udp import bridge_main
+
+        return bridge_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -19,6 +19,15 @@ def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert "robots" in out and "stand" in out
 
 
+@pytest.mark.parametrize("command", ["export", "deploy", "sim2sim", "replay", "compare", "bridge", "bench"])
+def test_every_command_explains_itself(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: footfall {command}") and len(out) > 300
+
+
 def test_robots_lists_dof_mass_and_height(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["robots"]) == 0
     out = capsys.readouterr().out
