@@ -89,13 +89,13 @@ def make_controller(name: str, spec: RobotSpec) -> tuple[Any, float, str]:
 
         ctl = ReachController(spec)
     elif name == "mpc":
-        from footfall.deploy.controllers import mpc
+        from footfall.deploy.controllers.mpc import ConvexMpcController
 
-        ctl = mpc.make_controller(spec)
+        ctl = ConvexMpcController(spec)
     elif name == "zmp":
-        from footfall.deploy.controllers import zmp
+        from footfall.deploy.controllers.zmp import ZmpWalker
 
-        ctl = zmp.make_controller(spec)
+        ctl = ZmpWalker(spec)
     else:
         raise ValueError(f"controller {name!r}: give a policy.onnx file or a baseline name (mpc, zmp, ik)")
     return ctl, float(ctl.control_dt_s), name
