@@ -13,6 +13,7 @@ Arm: one target per episode; reach_error_m is the mean final end-effector error.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -175,7 +176,11 @@ def _renderer(task: Any):
 
         r = mujoco.Renderer(task.models[0], 240, 320)
     except Exception as e:  # noqa: BLE001
-        print(f"video skipped: offscreen rendering unavailable ({e}). Install libosmesa6 and set MUJOCO_GL=osmesa.")
+        gl = os.environ.get("MUJOCO_GL", "glfw")
+        print(
+            f"video skipped: offscreen rendering unavailable with MUJOCO_GL={gl} ({e}). Headless machines need EGL "
+            "(libegl1 with Mesa or a GPU driver; MUJOCO_GL=egl) or OSMesa (libosmesa6; MUJOCO_GL=osmesa)."
+        )
         return None
     import mujoco
 
