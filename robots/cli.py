@@ -108,14 +108,23 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         print(f"footfall bench: unknown benchmark {unknown[0]!r}; available: {sorted(BENCHMARKS)}", file=sys.stderr)
         return 2
     results = {}
+    suite = len(names) > 1
     for name in names:
         options = {}
         if name == "train":
-            options = dict(preset=args.preset, seeds=args.seeds, minutes=args.minutes, out=args.out)
+            minutes = args.minutes
+            if suite and args.quick and minutes is None:
+                minutes = 1.0  # the quick suite stays under 5 minutes: 1 min for footfall, 1 for SB3
+            options = dict(preset=args.preset, seeds=args.seeds, minutes=minutes, out=args.out)
             options["reference"] = not args.no_reference
+        if suite:
+            print(f"\n===== footfall bench {name}{' --quick' if args.quick else ''} =====", flush=True)
         results[name] = importlib.import_module(BENCHMARKS[name]).main(quick=args.quick, **options)
-    if len(names) > 1:
-        print(json.dumps(results))
+    if suite:
+        from footfall.benchmarks.suite import write
+
+        summary = write(results, out=args.out or "bench_out")
+        print(json.dumps({"summary": summary, "results": results}))
     return 0
 
 
