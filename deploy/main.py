@@ -57,7 +57,10 @@ def deploy(
         robot_spec,
         controller,
         RuntimeConfig(
-            control_dt_s=c.timing.control_dt_s, num_commands=len(c.commands.names), command_hold=velocity is not None
+            control_dt_s=c.timing.control_dt_s,
+            num_commands=len(c.commands.names),
+            command_hold=velocity is not None,
+            command_ranges=tuple(c.commands.ranges),
         ),
         safety,
         telemetry=tel,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import gc
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ class RuntimeConfig:
     damping_kd: float | None = None  # per-joint damping in PASSIVE/DAMP (default: the robot's kd)
     num_commands: int = 3  # operator command size (vx, vy, yaw rate)
     command_hold: bool = False  # True: keep the last velocity command forever (no timeout): scripted runs
+    command_ranges: tuple[tuple[float, float], ...] | None = None  # operator commands are clipped into these
+    # (deploy passes the contract's: the ranges the policy was trained on)
     max_ticks: int = 360_000  # timing arrays' length (2 h at 50 Hz); later ticks keep the last slot
 
 
@@ -137,6 +140,12 @@ class Runtime:
         self.kd = np.asarray(spec.kd, dtype=float)
         kd_damp = self.kd if self.cfg.damping_kd is None else np.full(nj, self.cfg.damping_kd)
         self.damping = JointCommand.damping(nj, kd_damp)
+        if not np.any(np.asarray(kd_damp) > 0):
+            print(
+                f"warning: {spec.name} has no joint damping (kd = 0 in its model and spec), so PASSIVE and DAMP "
+                "apply no torque at all: set kd in the spec file, or RuntimeConfig.damping_kd",
+                file=sys.stderr,
+            )
         self.mode = Mode.PASSIVE
         self.fault: str | None = None
         self.events: list[dict[str, Any]] = []
@@ -161,6 +170,9 @@ class Runtime:
 
     def set_velocity(self, command: np.ndarray) -> None:
         self.command[:] = command
+        if self.cfg.command_ranges is not None:
+            lo, hi = np.array(self.cfg.command_ranges, dtype=float).T
+            np.clip(self.command, lo, hi, out=self.command)
         self.command_stamp = self.clock.now()
 
     def start(self) -> None:

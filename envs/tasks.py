@@ -32,15 +32,32 @@ TASKS: dict[str, tuple[type[BatchedTask], TaskConfig]] = {
 
 
 def task_config(task: str, **overrides: Any) -> TaskConfig:
-    """The preset config of `task` with `overrides` applied (unknown fields are refused, naming the valid ones)."""
+    """The preset config of `task` with `overrides` applied. A dotted key reaches into a nested config
+    (`randomization.friction=(0.5, 1.0)`); unknown fields are refused, naming the valid ones."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; registered tasks: {sorted(TASKS)}")
     _, cfg = TASKS[task]
-    valid = {f.name for f in dataclasses.fields(cfg)}
-    unknown = sorted(set(overrides) - valid)
-    if unknown:
-        raise ValueError(f"{type(cfg).__name__} has no field(s) {unknown}; valid fields: {sorted(valid)}")
-    return dataclasses.replace(cfg, **overrides)
+    for key, value in overrides.items():
+        cfg = _replace_path(cfg, key.split("."), value, key)
+    return cfg
+
+
+def _replace_path(obj: Any, path: list[str], value: Any, key: str) -> Any:
+    valid = {f.name for f in dataclasses.fields(obj)}
+    if path[0] not in valid:
+        raise ValueError(f"{type(obj).__name__} has no field(s) [{key!r}]; valid fields: {sorted(valid)}")
+    current = getattr(obj, path[0])
+    if len(path) > 1:
+        if not dataclasses.is_dataclass(current):
+            raise ValueError(f"{key!r}: {type(obj).__name__}.{path[0]} is not a nested config")
+        value = _replace_path(current, path[1:], value, key)
+    elif isinstance(current, tuple) and isinstance(value, list):  # (JSON gives lists back for tuples)
+        value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+    elif dataclasses.is_dataclass(current) and isinstance(value, dict):  # a whole nested config, as JSON saves it
+        for k, v in value.items():
+            current = _replace_path(current, [k], v, f"{key}.{k}")
+        value = current
+    return dataclasses.replace(obj, **{path[0]: value})
 
 
 def make_task(task: str, num_envs: int, seed: int | None = None, **overrides: Any) -> BatchedTask:

@@ -9,6 +9,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 EPILOG = """\
 examples:
@@ -138,6 +139,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from footfall.training.presets import _parse
 
         overrides = tuple((k.strip(), _parse(v.strip())) for k, v in env_pairs)
+        # A spec file given by a relative path is stored absolute, so eval/export/resume work from any directory.
+        overrides = tuple(
+            (k, str(Path(v).resolve())) if k == "robot" and isinstance(v, str) and Path(v).is_file() else (k, v)
+            for k, v in overrides
+        )
         task_config(cfg.task, **dict(overrides))  # validate now, with a message naming the valid fields
         cfg = dataclasses.replace(cfg, env_overrides=cfg.env_overrides + overrides)
     if args.minutes is not None:
@@ -394,7 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run policy.onnx in the real-time deploy loop (no torch, no gymnasium). The contract in the "
         "file is checked\nagainst the robot first. The loop starts PASSIVE (damping): g stands up, r runs the "
         "policy, x damps, p resets.\nFaults (stale state, NaN, tilt, joint speed, controller error) damp the "
-        "robot within one period and are logged.",
+        "robot within three control periods and are logged. Operator velocities are clipped to the ranges the "
+        "policy was trained on.",
         epilog="examples:\n"
         "  footfall deploy policy.onnx --robot sim                     MuJoCo robot in real time, keyboard control\n"
         "  footfall bridge --robot go1 &  footfall deploy policy.onnx --robot udp://127.0.0.1:9870\n"

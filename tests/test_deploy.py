@@ -259,6 +259,18 @@ def test_telemetry_log_replays_exactly_and_survives_truncation(exported: tuple[P
     assert t2.truncated and len(t2.ticks["mode"]) == 49
 
 
+def test_operator_commands_are_clipped_to_the_trained_ranges(exported: tuple[Path, dict]) -> None:
+    sim = MujocoRobot("go1")
+    spec = load_robot("go1")
+    policy = OnnxPolicy.load(exported[0])
+    ranges = tuple(policy.contract.commands.ranges)
+    rt = Runtime(
+        sim, spec, PolicyController(policy, spec), RuntimeConfig(command_ranges=ranges), clock=LockstepClock(sim)
+    )
+    rt.set_velocity(np.array([5.0, -3.0, 0.3]))  # a held-down key
+    assert rt.command.tolist() == [ranges[0][1], ranges[1][0], 0.3]
+
+
 def test_lockstep_ticks_advance_one_period_each(exported: tuple[Path, dict]) -> None:
     """Ticking one period at a time (as sim2sim and compare do) must step the robot, not tick twice per instant."""
     sim = MujocoRobot("go1")

@@ -190,3 +190,22 @@ def test_gait_contact_rewards_the_scheduled_trot() -> None:
     r = gait_contact(trot, np.array([0.25, 0.25]), offsets, moving=np.ones(2))
     np.testing.assert_array_equal(r, [1.0, 0.0])
     assert gait_contact(trot, np.array([0.25, 0.25]), offsets, moving=np.zeros(2)).sum() == 0
+
+
+def test_randomization_is_overridable_by_dotted_key_and_survives_the_saved_config() -> None:
+    import json
+
+    from footfall.envs import DomainRandomization
+    from footfall.envs.tasks import make_task, task_config
+    from footfall.training.runner import RunConfig, config_to_dict
+    from footfall.training.train import run_config_from_dict
+
+    task = "footfall/Quadruped-Walk-Flat-v0"
+    assert task_config(task, **{"randomization.friction": [0.5, 1.0]}).randomization.friction == (0.5, 1.0)
+    with pytest.raises(ValueError, match="valid fields: .*'friction'"):
+        task_config(task, **{"randomization.frictoin": (0.5, 1.0)})
+    cfg = RunConfig(env_overrides=(("randomization", DomainRandomization.off()),))
+    back = run_config_from_dict(json.loads(json.dumps(config_to_dict(cfg))))  # as eval/export/resume read it
+    env = make_task(task, num_envs=2, seed=0, **dict(back.env_overrides))
+    assert env.cfg.randomization == DomainRandomization.off()
+    env.close()
