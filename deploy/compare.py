@@ -455,8 +455,8 @@ def _plots(results: dict[str, Any], spec: RobotSpec, out: Path) -> list[str]:
         rm = [results[n]["scenarios"][s]["lin_vel_rmse"] or 0.0 for s in scen]
         fr = [results[n]["scenarios"][s]["falls"] / results[n]["scenarios"][s]["episodes"] for s in scen]
         x = np.arange(len(scen)) + i * w
-        axes[0].bar(x, rm, w, label=labels[i])
-        axes[1].bar(x, fr, w, label=labels[i])
+        axes[0].bar_label(axes[0].bar(x, rm, w, label=labels[i]), fmt="%.3f", fontsize=7)
+        axes[1].bar_label(axes[1].bar(x, fr, w, label=labels[i]), labels=[f"{v:.0%}" for v in fr], fontsize=7)
     for ax, yl in zip(axes, ("velocity RMSE, m/s", "fall rate")):
         ax.set_xticks(np.arange(len(scen)) + 0.4 - w / 2, scen)
         ax.set_ylabel(yl)
