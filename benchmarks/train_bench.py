@@ -269,7 +269,26 @@ def plot(preset: str, ours: dict[int, list[dict]], sb3: list[dict] | None, path:
         print("plot skipped: matplotlib is not installed (pip install matplotlib)")
         return None
     metric, threshold, reads = bar_of(preset)
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    # The biped's bar is a share that stays 0 until the robot walks at the commanded speed: a second panel shows
+    # the speed it does walk at, which is where its progress shows.
+    speed = metric == "walk_success_rate"
+    fig, axes = plt.subplots(1, 2 if speed else 1, figsize=(12 if speed else 7, 4.2), squeeze=False)
+    ax = axes[0, 0]
+    if speed:
+        sx = axes[0, 1]
+        for seed, curve in sorted(ours.items()):
+            sx.plot(
+                [c["elapsed_s"] / 60 for c in curve],
+                [c.get("mean_forward_speed", np.nan) for c in curve],
+                "o-",
+                ms=3,
+                label=f"footfall PPO, seed {seed}",
+            )
+        sx.axhline(0.5, color="tab:red", ls="--", lw=1, label="commanded 0.5 m/s")
+        sx.set_xlabel("training wall time, min")
+        sx.set_ylabel("mean forward speed at a 0.5 m/s command, m/s")
+        sx.grid(alpha=0.3)
+        sx.legend(fontsize=8)
     blues = plt.cm.Blues(np.linspace(0.55, 0.95, max(len(ours), 1)))
     for (seed, curve), color in zip(sorted(ours.items()), blues):
         algo = "SAC" if preset.startswith("arm") else "PPO"
