@@ -449,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the whole path on defaults: train, evaluate, export, sim2sim, compare with MPC, report",
         description="Train the quadruped on flat ground, evaluate it (with a rollout GIF when offscreen rendering "
         "works), export the ONNX policy, pass it through the sim-to-sim gate in the deploy runtime, compare it "
-        "with the convex-MPC baseline, and write OUT/report.md with every figure and plot. About 22 minutes on two "
+        "with the convex-MPC baseline, and write OUT/report.md with every figure and plot. About 18 minutes on two "
         "cores with the defaults; Ctrl-C stops and the same command continues where it stopped.",
     )
     p.add_argument("--out", default="runs/quickstart", help="output folder (default: runs/quickstart)")

@@ -25,7 +25,7 @@ from typing import Any
 
 STAGES = ("train", "evaluate", "export", "sim2sim", "compare", "report")
 # Minutes each stage after training takes on a 2-core machine (measured; printed as the plan at the start).
-STAGE_MINUTES = {"evaluate": 0.7, "export": 0.8, "sim2sim": 0.5, "compare": 5.0, "report": 0.1}
+STAGE_MINUTES = {"evaluate": 0.7, "export": 0.8, "sim2sim": 0.5, "compare": 1.5, "report": 0.1}
 
 
 def _load(path: Path) -> dict[str, Any]:
