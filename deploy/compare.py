@@ -34,6 +34,7 @@ import numpy as np
 
 from footfall.deploy.mujoco_robot import MujocoRobot, SensorNoise
 from footfall.deploy.runtime import LockstepClock, Mode, Runtime, RuntimeConfig
+from footfall.deploy.sim2sim import command_sequences
 from footfall.robots.registry import load_robot
 from footfall.robots.spec import RobotSpec
 
@@ -191,12 +192,6 @@ def run_reach(name: str, spec: RobotSpec, cfg: CompareConfig, target: np.ndarray
 # ---------------------------------------------------------------- scenarios
 
 
-def command_sequences(ranges: tuple[tuple[float, float], ...], episodes: int, segments: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    lo, hi = np.array([r[0] for r in ranges]), np.array([r[1] for r in ranges])
-    return rng.uniform(lo, hi, size=(episodes, segments, len(ranges)))
-
-
 def _summary(eps: list[Episode], mass: float) -> dict[str, Any]:
     ok = [e for e in eps if not e.fell]
     errs = [x for e in ok for x in e.sq_err]
@@ -213,7 +208,7 @@ def _summary(eps: list[Episode], mass: float) -> dict[str, Any]:
 def compare_legged(names: list[str], spec: RobotSpec, cfg: CompareConfig, progress: bool = True) -> dict[str, Any]:
     ranges = cfg.command_ranges or DEFAULT_RANGES[spec.kind]
     segments = int(round(cfg.episode_s / cfg.segment_s))
-    cmds = command_sequences(ranges, cfg.episodes, segments, cfg.seed)
+    cmds = command_sequences(list(ranges), cfg.episodes, segments, cfg.seed)
     mass = float(np.sum(MujocoRobot(spec).model.body_mass))
     half = max(1, cfg.episodes // 2)
     push_speed = cfg.push_speed if spec.kind == "quadruped" else min(cfg.push_speed, 0.3)
