@@ -55,7 +55,13 @@ class DomainRandomization:
                     raise ValueError(f"DomainRandomization.{f.name}: must be >= 0, got ({lo}, {hi})")
         if self.push_velocity_mps < 0:
             raise ValueError(f"DomainRandomization.push_velocity_mps must be >= 0, got {self.push_velocity_mps}")
+        from footfall.robots.observations import TERMS
+
         for name, amp in self.noise:
+            if name not in TERMS:
+                raise ValueError(
+                    f"DomainRandomization.noise names unknown observation term {name!r}; valid terms: {sorted(TERMS)}"
+                )
             if amp < 0:
                 raise ValueError(f"DomainRandomization.noise[{name!r}] must be >= 0, got {amp}")
 

@@ -103,7 +103,10 @@ class PolicyContract:
     # ------------------------------------------------------------------ JSON
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        # An unlimited (continuous) joint has an infinite range, which JSON cannot hold: write null for that side.
+        d["robot"]["position_limits"] = [[_finite_or_none(x) for x in lim] for lim in d["robot"]["position_limits"]]
+        return d
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1, allow_nan=False)
@@ -249,7 +252,15 @@ def _convert(cls: type, name: str, value: Any) -> Any:
         return _build(nested, value)
     if cls is PolicyContract and name == "observations":
         return tuple(_build(ObservationTermContract, v) for v in value)
+    if cls is RobotContract and name == "position_limits":  # null: that side is unlimited
+        return tuple(
+            (-math.inf if lo is None else float(lo), math.inf if hi is None else float(hi)) for lo, hi in value
+        )
     return _tuplify(value)
+
+
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
 
 
 def _tuplify(value: Any) -> Any:

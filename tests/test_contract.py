@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import pytest
 
@@ -42,6 +43,16 @@ def test_json_round_trip_is_exact(contract: PolicyContract) -> None:
     assert back.normalizer.mean[1] == 1 / 3
     assert back.to_json() == text
     assert back.observation_size == 3 + 3 + 36 + 3 + 12
+
+
+def test_an_unlimited_joint_round_trips_as_null(contract: PolicyContract) -> None:
+    """A continuous joint (a wheel, a spinning wrist) has an infinite range; JSON has no infinity."""
+    limits = list(contract.robot.position_limits)
+    limits[0], limits[1] = (-math.inf, math.inf), (-1.0, math.inf)
+    c = dataclasses.replace(contract, robot=dataclasses.replace(contract.robot, position_limits=tuple(limits)))
+    text = c.to_json()
+    assert json.loads(text)["robot"]["position_limits"][:2] == [[None, None], [-1.0, None]]
+    assert PolicyContract.from_json(text) == c
 
 
 def test_contract_fits_the_robot_it_was_made_for(contract: PolicyContract) -> None:

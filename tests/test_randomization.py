@@ -209,3 +209,10 @@ def test_randomization_is_overridable_by_dotted_key_and_survives_the_saved_confi
     env = make_task(task, num_envs=2, seed=0, **dict(back.env_overrides))
     assert env.cfg.randomization == DomainRandomization.off()
     env.close()
+
+
+def test_a_misspelt_noise_term_is_refused_with_the_valid_names() -> None:
+    with pytest.raises(ValueError, match="unknown observation term 'joint_vell'.*'joint_vel'"):
+        DomainRandomization(noise=(("joint_vell", 0.1),))
+    with pytest.raises(ValueError, match="must be >= 0"):
+        DomainRandomization(noise=(("joint_vel", -0.1),))
