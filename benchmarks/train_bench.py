@@ -309,7 +309,10 @@ def plot(preset: str, ours: dict[int, list[dict]], sb3: list[dict] | None, path:
     ax.axhline(threshold, color="tab:red", ls="--", lw=1, label=f"bar: {reads}")
     ax.set_xlabel("training wall time, min")
     ax.set_ylabel(metric.replace("_", " "))
-    ax.grid(alpha=0.3)
+    if metric == "reach_error_m":  # from half a metre down to millimetres: only a log axis shows the last centimetre
+        ax.set_yscale("log")
+        ax.set_ylabel("mean reach error over 100 targets, m (log scale)")
+    ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
