@@ -64,6 +64,40 @@ def test_soft_q_target_matches_the_formula() -> None:
     torch.testing.assert_close(y, torch.tensor([1 + 0.9 * (2.0 + 0.5), 1.0]))
 
 
+def test_sac_update_steps_the_actor_with_the_critic_frozen_and_then_trains_the_critic() -> None:
+    """The actor's step matches a plain autograd step through the critic; the critic's weights come out trainable."""
+    import copy
+
+    from footfall.training.sac import SAC
+
+    torch.manual_seed(0)
+    cfg = SACConfig(hidden=(16,), batch_size=8)
+    sac = SAC(5, 2, cfg)
+    batch = [torch.randn(8, 5), torch.rand(8, 2) * 2 - 1, torch.randn(8), torch.randn(8, 5), torch.zeros(8)]
+    ref = copy.deepcopy(sac)
+    with torch.random.fork_rng():
+        sac.update(batch)
+    # the same update by hand, critic weights left trainable in the actor's backward pass
+    obs, act, rew, next_obs, done = batch
+    with torch.no_grad():
+        na, nlogp = ref.actor.sample(next_obs)
+        y = soft_q_target(rew, done, *ref.critic_target(next_obs, na), nlogp, ref.alpha, cfg.gamma)
+    q1, q2 = ref.critic(obs, act)
+    ref.critic_opt.zero_grad()
+    (torch.nn.functional.mse_loss(q1, y) + torch.nn.functional.mse_loss(q2, y)).backward()
+    ref.critic_opt.step()
+    a, logp = ref.actor.sample(obs)
+    ref.actor_opt.zero_grad()
+    (ref.alpha * logp - torch.min(*ref.critic(obs, a))).mean().backward()
+    ref.actor_opt.step()
+    for p, q in zip(sac.actor.net.parameters(), ref.actor.net.parameters()):
+        torch.testing.assert_close(p, q)
+    assert all(p.requires_grad for p in sac.q_params)
+    before = [p.detach().clone() for p in sac.q_params]
+    sac.update(batch)
+    assert any(not torch.equal(b, p) for b, p in zip(before, sac.q_params))
+
+
 def test_ppo_clipped_surrogate_ignores_ratios_beyond_the_clip() -> None:
     """The clipped objective has zero gradient once the ratio leaves [1 - eps, 1 + eps] in the advantage's direction."""
     logp_new = torch.tensor([0.5], requires_grad=True)  # ratio e^0.5 = 1.65 > 1.2
