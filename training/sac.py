@@ -156,12 +156,14 @@ class SAC:
         a, logp = self.actor.sample(obs)
         for p in self.q_params:
             p.requires_grad_(False)
-        q1_pi, q2_pi = self.critic(obs, a)
-        actor_loss = (self.alpha * logp - torch.min(q1_pi, q2_pi)).mean()
-        self.actor_opt.zero_grad()
-        actor_loss.backward()
-        for p in self.q_params:
-            p.requires_grad_(True)
+        try:
+            q1_pi, q2_pi = self.critic(obs, a)
+            actor_loss = (self.alpha * logp - torch.min(q1_pi, q2_pi)).mean()
+            self.actor_opt.zero_grad()
+            actor_loss.backward()
+        finally:  # an exception here must not leave the critic untrainable
+            for p in self.q_params:
+                p.requires_grad_(True)
         self.actor_opt.step()
         # temperature: match the policy entropy to the target entropy
         alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
