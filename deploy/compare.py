@@ -34,7 +34,7 @@ import numpy as np
 
 from footfall.deploy.mujoco_robot import MujocoRobot, SensorNoise
 from footfall.deploy.runtime import LockstepClock, Mode, Runtime, RuntimeConfig
-from footfall.deploy.sim2sim import command_sequences
+from footfall.deploy.sim2sim import DEPLOY_NOISE, command_sequences
 from footfall.robots.registry import load_robot
 from footfall.robots.spec import RobotSpec
 
@@ -52,7 +52,7 @@ class CompareConfig:
     segment_s: float = 5.0
     physics_dt: float = 0.002
     latency_s: tuple[float, float] = (0.0, 0.01)
-    noise: SensorNoise = SensorNoise(joint_pos=0.005, joint_vel=0.1, gyro=0.02, accel=0.05)
+    noise: SensorNoise = DEPLOY_NOISE
     friction_scale: float = 0.5
     payload_frac: float = 0.25
     push_speed: float = 0.5  # m/s forward while pushed (biped: 0.3)

@@ -28,6 +28,8 @@ from footfall.deploy.runtime import LockstepClock, Mode, Runtime, RuntimeConfig
 from footfall.robots.registry import load_robot
 from footfall.robots.spec import RobotSpec
 
+# Sensor noise of the sim-to-sim gate and of `footfall compare`: uniform amplitudes in rad, rad/s, rad/s, m/s^2.
+DEPLOY_NOISE = SensorNoise(joint_pos=0.005, joint_vel=0.1, gyro=0.02, accel=0.05)
 SETTLE_S = 1.0  # seconds after each command change left out of the RMSE (acceleration), as in `footfall eval`
 
 
@@ -38,7 +40,7 @@ class Sim2SimConfig:
     segment_s: float = 5.0
     physics_dt: float = 0.002
     latency_s: tuple[float, float] = (0.0, 0.02)
-    noise: SensorNoise = SensorNoise(joint_pos=0.005, joint_vel=0.1, gyro=0.02, accel=0.05)
+    noise: SensorNoise = DEPLOY_NOISE
     seed: int = 0
     rmse_tolerance: float = 0.25
 
