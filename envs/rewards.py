@@ -88,6 +88,12 @@ def reach_distance(ee_to_target: Array, sigma: float = 0.3) -> Array:
     return np.exp(-d / sigma) + np.exp(-d / 0.02)
 
 
+def posture(joint_pos_rel: Array) -> Array:
+    """Sum of squared joint offsets from the default pose. (N, nj) -> (N,). A redundant arm's task reward leaves its
+    null space free; a light pull toward one posture gives it a preferred point."""
+    return np.sum(np.square(joint_pos_rel), axis=-1)
+
+
 def joint_vel_sq(joint_vel: Array) -> Array:
     """Sum of squared joint velocities. (N, nj) -> (N,)."""
     return np.sum(np.square(joint_vel), axis=-1)

@@ -263,3 +263,23 @@ def test_ee_to_target_dir_magnifies_the_last_centimetres() -> None:
     np.testing.assert_allclose(d[0], [0.3 / 0.31, 0, 0])  # far: nearly a unit vector
     np.testing.assert_allclose(d[1], [0.5, 0, 0])  # 1 cm reads 0.5
     np.testing.assert_allclose(d[2], [0, 0, 0.002 / 0.012])  # points at the target, still visible at 2 mm
+
+
+def test_reach_posture_term_prices_distance_from_the_default_pose() -> None:
+    """The arm's posture penalty is 0 at the default pose and grows with the squared joint offsets, weighted and
+    dt-scaled like every other term."""
+    task = make_task("footfall/Arm-Reach-v0", num_envs=2, seed=0, reward_weights=(("posture", -1.0),))
+    task.reset(seed=0)
+    q = task.sim.qpos.copy()
+    q[0, task.qadr] = task.default_pose
+    q[1, task.qadr] = task.default_pose + np.array([0.3, 0, 0, 0, 0, 0, 0])
+    state = task.sim.state.copy()
+    state[:, task.sim.qpos_slice] = q
+    state[:, task.sim.qvel_slice] = 0.0
+    task.sim.state[:] = state
+    task.target[:] = q[:, task.qadr]  # hold the pose
+    _, rew, _, _, info = task.step(np.zeros((2, 7)))
+    posture = info["reward_terms"]["posture"]
+    np.testing.assert_allclose(posture[1], -(0.3**2) * task.cfg.control_dt_s, rtol=0.05)
+    assert abs(posture[0]) < 0.05 * abs(posture[1])  # (encoder noise and one step's sag, not 0 exactly)
+    task.close()
