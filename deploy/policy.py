@@ -23,6 +23,32 @@ from footfall.robots.contract import (
 from footfall.robots.observations import ObservationBuilder, RobotState, TermContext
 from footfall.robots.spec import RobotSpec
 
+_EE_TERMS = ("ee_pos", "ee_to_target", "ee_to_target_dir")
+
+
+class ForwardKinematics:
+    """End-effector position from joint angles, as the arm environments' sensor reports it: the site's position in
+    the frame of the robot's (fixed) base at its model pose, from the same compiled model."""
+
+    def __init__(self, robot: RobotSpec):
+        import mujoco
+
+        if not robot.end_effector_site:
+            raise ContractMismatchError(
+                f"the policy observes the end effector but robot {robot.name!r} names no end_effector_site in its "
+                "spec file; add one (an arm's tool frame)"
+            )
+        self._mj = mujoco
+        self.model = robot.build_model()
+        self.data = mujoco.MjData(self.model)
+        self.qadr = robot.joint_qpos_adr(self.model)
+        self.site = self.model.site(robot.end_effector_site).id
+
+    def __call__(self, joint_pos: np.ndarray) -> np.ndarray:
+        self.data.qpos[self.qadr] = joint_pos
+        self._mj.mj_kinematics(self.model, self.data)
+        return self.data.site_xpos[self.site].copy()
+
 
 class OnnxPolicy:
     """obs (D,) or (N, D) float -> action (A,) or (N, A), with the policy contract."""
@@ -110,6 +136,7 @@ class PolicyController:
         self.kd = np.asarray(c.robot.kd, dtype=np.float64)
         self.nj = len(self.default)
         self.needs_clock = any(t.name == "gait_clock" for t in c.observations)
+        self.fk = ForwardKinematics(robot) if any(t.name in _EE_TERMS for t in c.observations) else None
         if self.needs_clock and not c.timing.gait_period_s:
             raise ContractMismatchError(f"{policy.source}: observes a gait clock but its contract has no gait period")
         self.reset(None)
@@ -130,7 +157,9 @@ class PolicyController:
             accel=None if reading.accel is None else reading.accel[None],
             command=np.asarray(command, dtype=np.float64)[None],
             last_action=self.action[None],
+            joint_target=self.target[None],
             phase=np.array([self.phase]),
+            ee_pos=None if self.fk is None else self.fk(reading.joint_pos)[None],
         )
 
     def __call__(self, reading: RobotReading, command: np.ndarray) -> JointCommand:

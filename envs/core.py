@@ -385,6 +385,7 @@ class BatchedTask:
             joint_vel=seen[:, lay.joint_vel],
             command=self.command,
             last_action=self.action,
+            joint_target=self.target,
         )
         if lay.imu_quat is not None:
             s.imu_quat = seen[:, lay.imu_quat]

@@ -27,7 +27,8 @@ TASKS: dict[str, tuple[type[BatchedTask], TaskConfig]] = {
             terminate_tilt_deg=45.0,
         ),
     ),
-    "footfall/Arm-Reach-v0": (ReachTask, ReachTaskConfig()),
+    # v1: the actor observes its joint target (joint_target_rel), and the reward adds posture and a 10x action rate
+    "footfall/Arm-Reach-v1": (ReachTask, ReachTaskConfig()),
 }
 
 

@@ -29,6 +29,7 @@ class RobotState:
     accel: Array | None = None  # (N, 3) m/s^2 specific force, IMU frame
     command: Array | None = None  # (N, ncmd) task command (velocity command, reach target, ...)
     last_action: Array | None = None  # (N, nj) the policy's previous output (unscaled)
+    joint_target: Array | None = None  # (N, nj) rad, the position target the controller sent last (its own state)
     phase: Array | None = None  # (N,) gait clock phase in [0, 1)
     ee_pos: Array | None = None  # (N, 3) arm end-effector position, base frame
     # privileged: simulator-only, for the critic (a real robot has no sensor for these)
@@ -161,6 +162,13 @@ def _command(s: RobotState, c: TermContext) -> Array:
 def _last_action(s: RobotState, c: TermContext) -> Array:
     """The previous policy output."""
     return _need(s.last_action, "last_action", "last_action")
+
+
+@_term("joint_target_rel", lambda c: len(c.default_pose), frame="joint")
+def _joint_target_rel(s: RobotState, c: TermContext) -> Array:
+    """The joint position target the controller last sent, minus the default pose, rad. With joint_position_delta
+    actions the target is the integral of past actions, which the encoders do not show (the PD loop lags it)."""
+    return _need(s.joint_target, "joint_target_rel", "joint_target") - c.default_pose
 
 
 @_term("gait_clock", lambda c: 2)

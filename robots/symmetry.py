@@ -136,6 +136,7 @@ _TERM_KIND = {
     "joint_pos_rel": "joint",
     "joint_vel": "joint",
     "last_action": "joint",
+    "joint_target_rel": "joint",
     "command": "command",
     "gait_clock": "phase",
     "ee_pos": "polar",

@@ -454,3 +454,38 @@ def test_bridge_ignores_and_counts_bad_packets_and_listens_on_loopback() -> None
     import inspect
 
     assert inspect.signature(udp.run_bridge).parameters["host"].default == "127.0.0.1"
+
+
+def test_arm_runtime_observes_what_the_env_trained_on(tmp_path: Path) -> None:
+    """A delta-action arm policy reads its own joint target (joint_target_rel): the deploy controller must build
+    the observation the env builds, step for step, and send the target the env applies."""
+    from footfall.envs.randomization import DomainRandomization
+    from footfall.envs.tasks import make_task
+    from footfall.training.export import export_run
+    from footfall.training.runner import RunConfig
+    from footfall.training.sac import SACConfig
+    from footfall.training.train import train
+
+    sac = SACConfig(hidden=(32,), batch_size=16, learning_starts=20, steps_per_iteration=10, utd_ratio=0.5)
+    cfg = RunConfig(task="footfall/Arm-Reach-v1", algo="sac", num_envs=2, max_iterations=2, torch_threads=1, sac=sac)
+    train(cfg, tmp_path / "run", progress=False)
+    export_run(tmp_path / "run", tmp_path / "arm.onnx", parity_samples=100, evaluate=False)
+    policy = OnnxPolicy.load(tmp_path / "arm.onnx")
+    assert "joint_target_rel" in [t.name for t in policy.contract.observations]
+    ctrl = PolicyController(policy, load_robot("panda"))
+    env = make_task("footfall/Arm-Reach-v1", num_envs=1, seed=3, randomization=DomainRandomization.off())
+    obs, _ = env.reset(seed=3)
+
+    def reading(k: int) -> RobotReading:  # what the env's sensors measured (as a real robot reports them)
+        seen = env.sim.sensor_out[0, -1]
+        return RobotReading(k, 0.02 * k, seen[env.layout.joint_pos].copy(), seen[env.layout.joint_vel].copy())
+
+    ctrl.reset(reading(0))
+    moved = 0.0
+    for k in range(1, 8):
+        cmd = ctrl(reading(k), env.command[0])
+        np.testing.assert_allclose(ctrl.last_obs, obs[0], atol=1e-6)
+        obs, *_ = env.step(ctrl.action[None])
+        np.testing.assert_allclose(cmd.q, env.target[0], atol=1e-9)
+        moved = max(moved, float(np.abs(env.target[0] - env.sim.qpos[0, env.qadr]).max()))
+    assert moved > 1e-4  # the target runs ahead of the encoders, so the term carries information they lack

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import gymnasium as gym
@@ -25,12 +26,12 @@ def test_check_env_passes(env_id: str) -> None:
 
 
 def test_ids_are_registered_on_import_in_the_footfall_namespace() -> None:
-    assert all(i.startswith("footfall/") and i.endswith("-v0") for i in IDS)
+    assert all(i.startswith("footfall/") and re.search(r"-v\d+$", i) for i in IDS)
     assert {
         "footfall/Quadruped-Walk-Flat-v0",
         "footfall/Quadruped-Walk-Rough-v0",
         "footfall/Biped-Walk-Flat-v0",
-        "footfall/Arm-Reach-v0",
+        "footfall/Arm-Reach-v1",
     } <= set(gym.registry)
 
 
@@ -82,7 +83,7 @@ def test_no_nan_in_ten_thousand_random_steps_with_all_randomization(env_id: str)
 
 
 def test_truncation_reports_timeouts_not_terminations() -> None:
-    task = make_task("footfall/Arm-Reach-v0", num_envs=2, seed=0, episode_length_s=0.1)
+    task = make_task("footfall/Arm-Reach-v1", num_envs=2, seed=0, episode_length_s=0.1)
     task.reset(seed=0)
     for _ in range(5):
         _, _, term, trunc, info = task.step(np.zeros((2, 7)))
@@ -185,7 +186,7 @@ def test_bench_env_reports_the_figures_it_promises() -> None:
         assert r[key] > 0
 
 
-@pytest.mark.parametrize("env_id", ["footfall/Quadruped-Walk-Rough-v0", "footfall/Arm-Reach-v0"])
+@pytest.mark.parametrize("env_id", ["footfall/Quadruped-Walk-Rough-v0", "footfall/Arm-Reach-v1"])
 def test_snapshot_restore_continues_bit_for_bit(env_id: str) -> None:
     """Restoring a snapshot into a fresh task reproduces the original continuation exactly."""
     a = make_task(env_id, num_envs=4, seed=0, episode_length_s=0.5)
@@ -210,7 +211,7 @@ def test_snapshot_restore_continues_bit_for_bit(env_id: str) -> None:
 def test_reach_targets_are_reachable_within_an_episode_by_actions_in_range() -> None:
     """Steering the joint targets toward the configuration a target was sampled from, with actions in [-1, 1] (the
     delta action's speed limit), reaches every target within the episode (< 1 cm)."""
-    task = make_task("footfall/Arm-Reach-v0", num_envs=16, seed=0)
+    task = make_task("footfall/Arm-Reach-v1", num_envs=16, seed=0)
     task.reset(seed=0)
     for _ in range(task.max_episode_steps - 1):
         task.step(np.clip((task.target_joint_pos - task.target) / task.cfg.action_scale, -1.0, 1.0))
@@ -222,7 +223,7 @@ def test_reach_targets_are_reachable_within_an_episode_by_actions_in_range() -> 
 def test_delta_actions_move_the_joint_target_from_where_it_is() -> None:
     """joint_position_delta: target += scale x action per step, starting from the measured pose at reset; the
     offset type ignores where the target was."""
-    task = make_task("footfall/Arm-Reach-v0", num_envs=2, seed=0)
+    task = make_task("footfall/Arm-Reach-v1", num_envs=2, seed=0)
     task.reset(seed=0)
     start = task.target.copy()
     np.testing.assert_allclose(start, task.sim.qpos[:, task.qadr])
@@ -234,7 +235,7 @@ def test_delta_actions_move_the_joint_target_from_where_it_is() -> None:
     np.testing.assert_allclose(task.target[:, 1:], start[:, 1:])
     assert task.contract().robot.action_type == "joint_position_delta"
     task.close()
-    offset = make_task("footfall/Arm-Reach-v0", num_envs=2, seed=0, action_type="joint_position_offset")
+    offset = make_task("footfall/Arm-Reach-v1", num_envs=2, seed=0, action_type="joint_position_offset")
     offset.reset(seed=0)
     offset.step(a)
     offset.step(a)
@@ -268,7 +269,7 @@ def test_ee_to_target_dir_magnifies_the_last_centimetres() -> None:
 def test_reach_posture_term_prices_distance_from_the_default_pose() -> None:
     """The arm's posture penalty is 0 at the default pose and grows with the squared joint offsets, weighted and
     dt-scaled like every other term."""
-    task = make_task("footfall/Arm-Reach-v0", num_envs=2, seed=0, reward_weights=(("posture", -1.0),))
+    task = make_task("footfall/Arm-Reach-v1", num_envs=2, seed=0, reward_weights=(("posture", -1.0),))
     task.reset(seed=0)
     q = task.sim.qpos.copy()
     q[0, task.qadr] = task.default_pose

@@ -117,7 +117,7 @@ def test_normalizer_tracks_mean_and_variance_across_batches() -> None:
     torch.testing.assert_close(n.var, x.var(0, unbiased=False), atol=1e-3, rtol=1e-4)
 
 
-@pytest.mark.parametrize("task", ["footfall/Quadruped-Walk-Flat-v0", "footfall/Arm-Reach-v0"])
+@pytest.mark.parametrize("task", ["footfall/Quadruped-Walk-Flat-v0", "footfall/Arm-Reach-v1"])
 def test_one_training_iteration_on_two_envs(task: str, tmp_path: Path) -> None:
     algo = "sac" if "Reach" in task else "ppo"
     summary = train(tiny(task, algo=algo), tmp_path / "run", progress=False)
@@ -133,7 +133,7 @@ def _policy_params(run: OnPolicyRunner) -> torch.Tensor:
 
 @pytest.mark.parametrize("algo", ["ppo", "sac"])
 def test_same_seed_and_config_give_the_same_first_iterations(algo: str, tmp_path: Path) -> None:
-    task = "footfall/Arm-Reach-v0" if algo == "sac" else "footfall/Quadruped-Walk-Flat-v0"
+    task = "footfall/Arm-Reach-v1" if algo == "sac" else "footfall/Quadruped-Walk-Flat-v0"
     params = []
     for name in ("a", "b"):
         r = make_runner(tiny(task, algo=algo), tmp_path / name, log=False)
@@ -146,7 +146,7 @@ def test_same_seed_and_config_give_the_same_first_iterations(algo: str, tmp_path
 @pytest.mark.parametrize("algo", ["ppo", "sac"])
 def test_resume_continues_bit_for_bit(algo: str, tmp_path: Path) -> None:
     """Training 2 iterations, stopping, resuming for 2 more equals training 4 straight."""
-    task = "footfall/Arm-Reach-v0" if algo == "sac" else "footfall/Quadruped-Walk-Flat-v0"
+    task = "footfall/Arm-Reach-v1" if algo == "sac" else "footfall/Quadruped-Walk-Flat-v0"
     straight = make_runner(dataclasses.replace(tiny(task, algo=algo), max_iterations=4), tmp_path / "s", log=False)
     straight.train(progress=False)
     first = make_runner(dataclasses.replace(tiny(task, algo=algo), max_iterations=2), tmp_path / "r", log=False)

@@ -31,7 +31,7 @@ PRESETS: dict[str, RunConfig] = {
     # SAC at its defaults (batch 512, 1 update per 8 transitions). Batch 256 at 1 per 4 (the same compute, twice the
     # updates) was worse over 3 seeds x 10 min: mean reach error 1.08 / 1.72 / 1.52 cm against 0.90 / 1.33 / 1.15.
     "arm-reach": RunConfig(
-        task="footfall/Arm-Reach-v0", algo="sac", num_envs=32, max_iterations=20000, checkpoint_every=500
+        task="footfall/Arm-Reach-v1", algo="sac", num_envs=32, max_iterations=20000, checkpoint_every=500
     ),
 }
 
