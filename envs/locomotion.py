@@ -60,6 +60,10 @@ BIPED_REWARDS = (
     ("termination", -100.0),
     ("alive", 1.0),
     ("gait_contact", 1.0),  # alternating steps on the gait clock (period 0.8 s, as Unitree's H1 recipe uses)
+    # A swing foot that follows the gait clock's lift arc (0.08 m, as Unitree's H1 recipe asks of its swing feet).
+    # Without it the biped shuffled: one 60-minute run (seed 0) reached walk_success_rate 0.05 and 0.29 m/s at a
+    # 0.5 m/s command, feet_air_time negative; with it 0.70 and 0.43 m/s, RMSE at 0.5 m/s 0.163 against 0.268.
+    ("feet_swing_height", 1.0),
 )
 
 
@@ -76,6 +80,7 @@ class VelocityTaskConfig(TaskConfig):
     command_resample_s: float = 5.0
     zero_command_prob: float = 0.1
     gait_period_s: float = 0.5  # gait clock period (a trot cycle)
+    swing_height_m: float = 0.08  # peak foot lift of the feet_swing_height reference (Unitree's H1 recipe: 0.08)
     gait_offsets: tuple[float, ...] | None = None  # per-foot phase offsets for gait_contact; default: trot for
     # four feet (diagonals together), alternating for two
     terminate_tilt_deg: float = 60.0
@@ -115,6 +120,10 @@ class VelocityTask(BatchedTask):
         self.commanded_dist = np.zeros(n)
         default_offsets = (0.0, 0.5, 0.5, 0.0) if nf == 4 else (0.0, 0.5) if nf == 2 else (0.0,) * nf
         self.gait_offsets = np.array(cfg.gait_offsets if cfg.gait_offsets is not None else default_offsets)
+        home = mujoco.MjData(self.model)
+        mujoco.mj_resetDataKeyframe(self.model, home, self.model.key(self.robot.home_keyframe).id)
+        mujoco.mj_kinematics(self.model, home)
+        self.foot_stance_height = np.array([home.site(f).xpos[2] for f in self.robot.feet])
 
     def build_mjspec(self) -> mujoco.MjSpec:
         spec = super().build_mjspec()  # the robot, its flat floor (removed below on terrain) and torque sensors
@@ -237,7 +246,16 @@ class VelocityTask(BatchedTask):
         "alive",
         "energy",
         "gait_contact",
+        "feet_swing_height",
     )
+
+    def _foot_height(self, s: RobotState) -> np.ndarray:
+        """(N, nf) foot-site height above the ground below it, minus its height standing in the home pose."""
+        pos = s.extras["foot_pos"]
+        h = pos[..., 2]
+        if self.terrain is not None:
+            h = h - self.terrain.height_at(pos[..., :2].reshape(-1, 2)).reshape(h.shape)
+        return h - self.foot_stance_height
 
     def rewards(self, s: RobotState, names: set[str]) -> dict[str, np.ndarray]:
         quat = s.extras["true_quat"]
@@ -270,6 +288,9 @@ class VelocityTask(BatchedTask):
             "alive": lambda: R.alive(self.num_envs),
             "energy": lambda: R.energy(s.extras["torque"], s.extras["true_joint_vel"]),
             "gait_contact": lambda: R.gait_contact(contact, self.phase, self.gait_offsets, moving),
+            "feet_swing_height": lambda: R.feet_swing_height(
+                self._foot_height(s), self.phase, self.gait_offsets, moving, self.cfg.swing_height_m
+            ),
         }
         return {k: f() for k, f in terms.items() if k in names}
 

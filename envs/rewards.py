@@ -66,6 +66,18 @@ def gait_contact(contact: Array, phase: Array, stance_offsets: Array, moving: Ar
     return np.mean(contact == desired, axis=-1) * moving
 
 
+def feet_swing_height(
+    foot_height: Array, phase: Array, stance_offsets: Array, moving: Array, swing_height: float, duty: float = 0.5
+) -> Array:
+    """exp(-sum (h - h_ref)^2 / 0.005 m^2) for the gait schedule's foot heights: h_ref is 0 in stance and
+    swing_height x sin(pi x swing progress) in swing, so a swing foot lifts instead of shuffling. Only while a
+    motion is commanded. foot_height: (N, nf) m above its standing height; (N,), (nf,), (N,) -> (N,)."""
+    p = (phase[:, None] + stance_offsets[None, :]) % 1.0
+    progress = np.clip((p - duty) / (1.0 - duty), 0.0, 1.0)
+    ref = np.where(p < duty, 0.0, swing_height * np.sin(np.pi * progress))
+    return np.exp(-np.sum(np.square(foot_height - ref), axis=-1) / 0.005) * moving
+
+
 def stand_still(joint_pos_rel: Array, moving: Array) -> Array:
     """Deviation from the default pose when the command is (near) zero. (N, nj) -> (N,)."""
     return np.sum(np.abs(joint_pos_rel), axis=-1) * (1.0 - moving)

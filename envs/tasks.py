@@ -14,7 +14,8 @@ from footfall.envs.terrain import TerrainConfig
 TASKS: dict[str, tuple[type[BatchedTask], TaskConfig]] = {
     "footfall/Quadruped-Walk-Flat-v0": (VelocityTask, VelocityTaskConfig(robot="go1")),
     "footfall/Quadruped-Walk-Rough-v0": (VelocityTask, VelocityTaskConfig(robot="go1", terrain=TerrainConfig())),
-    "footfall/Biped-Walk-Flat-v0": (
+    # v1: feet_swing_height joins the reward (one 60-minute run: walk_success_rate 0.05 -> 0.70)
+    "footfall/Biped-Walk-Flat-v1": (
         VelocityTask,
         VelocityTaskConfig(
             robot="h1",

@@ -30,7 +30,7 @@ def test_ids_are_registered_on_import_in_the_footfall_namespace() -> None:
     assert {
         "footfall/Quadruped-Walk-Flat-v0",
         "footfall/Quadruped-Walk-Rough-v0",
-        "footfall/Biped-Walk-Flat-v0",
+        "footfall/Biped-Walk-Flat-v1",
         "footfall/Arm-Reach-v1",
     } <= set(gym.registry)
 
@@ -67,7 +67,7 @@ def test_reward_equals_sum_of_info_terms_and_obs_size_matches_terms(env_id: str)
     task.close()
 
 
-@pytest.mark.parametrize("env_id", ["footfall/Quadruped-Walk-Rough-v0", "footfall/Biped-Walk-Flat-v0"])
+@pytest.mark.parametrize("env_id", ["footfall/Quadruped-Walk-Rough-v0", "footfall/Biped-Walk-Flat-v1"])
 def test_no_nan_in_ten_thousand_random_steps_with_all_randomization(env_id: str) -> None:
     """10k env steps (64 envs x 160 steps) of random actions with every randomization on: all finite."""
     task = make_task(env_id, num_envs=64, seed=3, episode_length_s=1.0)
@@ -283,4 +283,28 @@ def test_reach_posture_term_prices_distance_from_the_default_pose() -> None:
     posture = info["reward_terms"]["posture"]
     np.testing.assert_allclose(posture[1], -(0.3**2) * task.cfg.control_dt_s, rtol=0.05)
     assert abs(posture[0]) < 0.05 * abs(posture[1])  # (encoder noise and one step's sag, not 0 exactly)
+    task.close()
+
+
+def test_feet_swing_height_follows_the_gait_schedule() -> None:
+    """1 when the swing foot is at the reference arc and the stance foot is down; less when a swing foot drags;
+    0 while standing is commanded."""
+    from footfall.envs import rewards as R
+
+    phase, offsets, moving = np.array([0.75, 0.75, 0.75]), np.array([0.0, 0.5]), np.ones(3)
+    # phase 0.75: foot 0 is mid-swing (reference 0.08 m), foot 1 mid-stance (reference 0)
+    heights = np.array([[0.08, 0.0], [0.0, 0.0], [0.08, 0.08]])
+    r = R.feet_swing_height(heights, phase, offsets, moving, swing_height=0.08)
+    np.testing.assert_allclose(r, [1.0, np.exp(-(0.08**2) / 0.005), np.exp(-(0.08**2) / 0.005)])
+    assert not R.feet_swing_height(heights, phase, offsets, np.zeros(3), swing_height=0.08).any()
+
+
+def test_biped_foot_height_is_zero_standing_and_rises_when_a_foot_lifts() -> None:
+    task = make_task("footfall/Biped-Walk-Flat-v1", num_envs=1, seed=0, randomization=DomainRandomization.off())
+    task.reset(seed=0)
+    task.step(np.zeros((1, task.robot.num_joints)))
+    s = task._robot_state(task.sim.sensor_out, privileged=True)
+    np.testing.assert_allclose(task._foot_height(s), 0.0, atol=0.01)  # standing in the home pose
+    s.extras["foot_pos"] = s.extras["foot_pos"] + np.array([0.0, 0.0, 0.05])
+    np.testing.assert_allclose(task._foot_height(s), 0.05, atol=0.01)
     task.close()
