@@ -4,6 +4,7 @@ actions or rewards mean bumps the version."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 from footfall.envs.core import BatchedTask, TaskConfig
@@ -37,6 +38,13 @@ def task_config(task: str, **overrides: Any) -> TaskConfig:
     """The preset config of `task` with `overrides` applied. A dotted key reaches into a nested config
     (`randomization.friction=(0.5, 1.0)`); unknown fields are refused, naming the valid ones."""
     if task not in TASKS:
+        base = re.match(r"(.+)-v\d+$", task)
+        newer = [t for t in TASKS if base and t.rsplit("-v", 1)[0] == base.group(1)]
+        if newer:  # an old version: its observations or rewards changed, so its policies do not carry over
+            raise ValueError(
+                f"task {task!r} has been replaced by {newer[0]!r} (its observations or rewards changed; see "
+                "envs/tasks.py): train a new policy on it, or use the footfall release that trained this one"
+            )
         raise ValueError(f"unknown task {task!r}; registered tasks: {sorted(TASKS)}")
     _, cfg = TASKS[task]
     for key, value in overrides.items():

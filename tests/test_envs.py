@@ -132,6 +132,11 @@ def test_negative_latency_is_refused() -> None:
         DomainRandomization(action_latency_s=(-0.01, 0.0))
 
 
+def test_a_retired_task_version_names_its_successor() -> None:
+    with pytest.raises(ValueError, match="replaced by 'footfall/Arm-Reach-v1'"):
+        task_config("footfall/Arm-Reach-v0")
+
+
 def test_unknown_config_field_and_task_list_valid_choices() -> None:
     with pytest.raises(ValueError, match=r"has no field\(s\) \['num_legs'\]; valid fields"):
         task_config("footfall/Quadruped-Walk-Flat-v0", num_legs=4)
