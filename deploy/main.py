@@ -31,6 +31,7 @@ def deploy(
     rt: bool = False,
     cpu: int | None = None,
     safety: SafetyConfig | None = None,
+    stand_up_s: float = 2.0,
 ) -> dict[str, Any]:
     policy = OnnxPolicy.load(policy_path)
     c = policy.contract
@@ -61,6 +62,7 @@ def deploy(
             num_commands=len(c.commands.names),
             command_hold=velocity is not None,
             command_ranges=tuple(c.commands.ranges),
+            stand_up_s=stand_up_s,
         ),
         safety,
         telemetry=tel,

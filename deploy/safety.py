@@ -16,6 +16,7 @@ A velocity command older than `command_timeout_s` is replaced by zero (stand sti
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -34,6 +35,28 @@ class SafetyConfig:
     command_timeout_s: float = 0.5  # operator velocity command older than this -> zero command
     torque_reach: float = 2.0  # targets stay within torque_reach x tau_max / kp of the measured position; the
     # drives clip torque anyway (as in training), this bounds how far past saturation a target may point
+
+
+def safety_config(pairs: list[str] | tuple[str, ...] = ()) -> SafetyConfig:
+    """SafetyConfig with `field=value` overrides (numbers), as `footfall deploy --safety` takes them."""
+    names = {f.name: f.type for f in dataclasses.fields(SafetyConfig)}
+    values: dict[str, float | int] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or key not in names:
+            raise ValueError(f"--safety {pair!r}: give FIELD=VALUE with FIELD one of {sorted(names)}")
+        try:
+            values[key] = int(raw) if key == "stale_periods" else float(raw)
+        except ValueError:
+            raise ValueError(f"--safety {pair!r}: {raw!r} is not a number") from None
+    cfg = dataclasses.replace(SafetyConfig(), **values)
+    if (
+        cfg.stale_periods < 1
+        or min(cfg.velocity_margin, cfg.max_step_rad, cfg.command_timeout_s, cfg.torque_reach) <= 0
+    ):
+        raise ValueError(f"--safety: stale_periods must be >= 1 and the other limits > 0, got {cfg}")
+    return cfg
 
 
 class SafetyLayer:

@@ -183,8 +183,17 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
     from footfall.deploy.main import deploy
+    from footfall.deploy.safety import safety_config
     from footfall.robots.contract import ContractMismatchError
 
+    try:
+        safety = safety_config(args.safety or [])
+    except ValueError as e:
+        print(f"footfall deploy: {e}", file=sys.stderr)
+        return 2
+    if args.stand_up_s <= 0:
+        print("footfall deploy: --stand-up-s must be > 0", file=sys.stderr)
+        return 2
     try:
         report = deploy(
             args.policy,
@@ -197,6 +206,8 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
             velocity=tuple(args.velocity) if args.velocity else None,
             rt=args.realtime,
             cpu=args.cpu,
+            safety=safety,
+            stand_up_s=args.stand_up_s,
         )
     except ContractMismatchError as e:
         print(f"footfall deploy: refusing to run: {e}", file=sys.stderr)
@@ -406,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  footfall deploy policy.onnx --robot sim                     MuJoCo robot in real time, keyboard control\n"
         "  footfall bridge --robot go1 &  footfall deploy policy.onnx --robot udp://127.0.0.1:9870\n"
         "  footfall deploy policy.onnx --robot sim --autostart --velocity 0.5 0 0 --duration 20\n"
+        "  footfall deploy policy.onnx --robot udp://10.0.0.2:9870 --safety max_tilt_deg=30 --stand-up-s 4\n"
         "  echo '{\"vx\": 0.5}' | nc -u -w0 127.0.0.1 9871          operator velocity over UDP",
     )
     p.add_argument("policy", help="policy.onnx written by footfall export")
@@ -418,6 +430,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--velocity", type=float, nargs="+", help="hold this command (vx vy yaw_rate) instead of operator")
     p.add_argument("--realtime", action="store_true", help="ask for SCHED_FIFO, locked memory (and --cpu pinning)")
     p.add_argument("--cpu", type=int, help="with --realtime: pin the loop to this CPU")
+    p.add_argument(
+        "--stand-up-s",
+        type=float,
+        default=2.0,
+        help="seconds to ramp from the measured pose to the default pose on g (default: 2)",
+    )
+    p.add_argument(
+        "--safety",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="override a safety limit (repeatable): max_tilt_deg=60, velocity_margin=1.5 (x the joint velocity "
+        "limit), max_step_rad=0.5 (per tick), stale_periods=3, command_timeout_s=0.5, torque_reach=2.0",
+    )
     commands["deploy"] = _cmd_deploy
 
     p = sub.add_parser(

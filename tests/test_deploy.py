@@ -489,3 +489,17 @@ def test_arm_runtime_observes_what_the_env_trained_on(tmp_path: Path) -> None:
         np.testing.assert_allclose(cmd.q, env.target[0], atol=1e-9)
         moved = max(moved, float(np.abs(env.target[0] - env.sim.qpos[0, env.qadr]).max()))
     assert moved > 1e-4  # the target runs ahead of the encoders, so the term carries information they lack
+
+
+def test_deploy_cli_passes_safety_overrides_to_the_safety_layer(
+    exported: tuple[Path, dict], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from footfall.robots.cli import main
+
+    base = ["deploy", str(exported[0]), "--autostart", "--velocity", "0", "0", "0", "--operator-port", "0"]
+    base += ["--duration", "1", "--log", str(tmp_path / "d.fflog"), "--stand-up-s", "0.5"]
+    assert main([*base, "--safety", "velocity_margin=1e-4"]) == 0  # any joint motion now trips
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["final_mode"] == "DAMP" and "x its limit" in report["fault"]
+    assert main([*base, "--safety", "tilt=30"]) == 2
+    assert "max_tilt_deg" in capsys.readouterr().err
