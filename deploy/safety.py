@@ -24,6 +24,7 @@ import numpy as np
 
 from footfall.deploy.interface import JointCommand, RobotReading
 from footfall.robots.observations import projected_gravity
+from footfall.robots.overrides import apply_overrides
 
 
 @dataclass(frozen=True)
@@ -38,25 +39,18 @@ class SafetyConfig:
 
 
 def safety_config(pairs: list[str] | tuple[str, ...] = ()) -> SafetyConfig:
-    """SafetyConfig with `field=value` overrides (numbers), as `footfall deploy --safety` takes them."""
-    names = {f.name: f.type for f in dataclasses.fields(SafetyConfig)}
-    values: dict[str, float | int] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        key = key.strip()
-        if not sep or key not in names:
-            raise ValueError(f"--safety {pair!r}: give FIELD=VALUE with FIELD one of {sorted(names)}")
-        try:
-            values[key] = int(raw) if key == "stale_periods" else float(raw)
-        except ValueError:
-            raise ValueError(f"--safety {pair!r}: {raw!r} is not a number") from None
-    cfg = dataclasses.replace(SafetyConfig(), **values)
+    """SafetyConfig with `field=value` overrides, as `footfall deploy --safety` takes them."""
+    cfg = apply_overrides(SafetyConfig(), list(pairs))
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(f"safety field {f.name!r} needs a number, got {v!r}")
     if (
         cfg.stale_periods < 1
         or min(cfg.velocity_margin, cfg.max_step_rad, cfg.command_timeout_s, cfg.torque_reach) <= 0
     ):
-        raise ValueError(f"--safety: stale_periods must be >= 1 and the other limits > 0, got {cfg}")
-    return cfg
+        raise ValueError(f"stale_periods must be >= 1 and the other safety limits > 0, got {cfg}")
+    return dataclasses.replace(cfg, stale_periods=int(cfg.stale_periods))
 
 
 class SafetyLayer:

@@ -130,15 +130,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from footfall.training.presets import apply_overrides, describe_fields, preset
+    from footfall.robots.overrides import apply_overrides, describe_fields
+    from footfall.training.presets import preset
 
     cfg = apply_overrides(preset(args.preset), args.set or [])
     if args.env:
         env_pairs = [tuple(p.split("=", 1)) for p in args.env]
         from footfall.envs import task_config
-        from footfall.training.presets import _parse
+        from footfall.robots.overrides import parse_value
 
-        overrides = tuple((k.strip(), _parse(v.strip())) for k, v in env_pairs)
+        overrides = tuple((k.strip(), parse_value(v.strip())) for k, v in env_pairs)
         # A spec file given by a relative path is stored absolute, so eval/export/resume work from any directory.
         overrides = tuple(
             (k, str(Path(v).resolve())) if k == "robot" and isinstance(v, str) and Path(v).is_file() else (k, v)
