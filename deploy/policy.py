@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import mujoco
 import numpy as np
 
 from footfall.deploy.interface import JointCommand, RobotReading
@@ -31,14 +32,11 @@ class ForwardKinematics:
     the frame of the robot's (fixed) base at its model pose, from the same compiled model."""
 
     def __init__(self, robot: RobotSpec):
-        import mujoco
-
         if not robot.end_effector_site:
             raise ContractMismatchError(
                 f"the policy observes the end effector but robot {robot.name!r} names no end_effector_site in its "
                 "spec file; add one (an arm's tool frame)"
             )
-        self._mj = mujoco
         self.model = robot.build_model()
         self.data = mujoco.MjData(self.model)
         self.qadr = robot.joint_qpos_adr(self.model)
@@ -46,7 +44,7 @@ class ForwardKinematics:
 
     def __call__(self, joint_pos: np.ndarray) -> np.ndarray:
         self.data.qpos[self.qadr] = joint_pos
-        self._mj.mj_kinematics(self.model, self.data)
+        mujoco.mj_kinematics(self.model, self.data)
         return self.data.site_xpos[self.site].copy()
 
 
