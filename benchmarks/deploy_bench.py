@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,14 +23,6 @@ from typing import Any
 import numpy as np
 
 from footfall.benchmarks.common import machine, table
-
-
-def _free_port() -> int:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def make_policy(out: Path) -> Path:
@@ -109,7 +100,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     from footfall.deploy.runtime import Runtime, RuntimeConfig, telemetry_fields
     from footfall.deploy.safety import SafetyConfig
     from footfall.deploy.telemetry import TelemetryWriter
-    from footfall.deploy.udp import UdpRobot
+    from footfall.deploy.udp import UdpRobot, free_port
     from footfall.robots.registry import load_robot
 
     duration = 10.0 if quick else 60.0
@@ -117,7 +108,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     policy = OnnxPolicy.load(make_policy(tmp))
     c = policy.contract
     spec = load_robot(c.robot.name)
-    port = _free_port()
+    port = free_port()
     bridge = subprocess.Popen(
         [
             sys.executable,

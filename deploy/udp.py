@@ -189,6 +189,13 @@ class BridgeFaults:
     freeze_after_s: float | None = None  # from this time on, no STATE is sent at all
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A UDP port that was free on `host` a moment ago (for tests and benchmarks that start a bridge)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
 def run_bridge(
     robot: str,
     host: str = "127.0.0.1",
@@ -220,6 +227,7 @@ def run_bridge(
     client = None
     last_cmd_t = -math.inf
     damped = True
+    timeouts = 0
     delayed: list[tuple[float, bytes]] = []
     clock = RealClock()
     t0 = clock.now()
@@ -252,7 +260,7 @@ def run_bridge(
                     last_cmd_t, damped = t, False
             if not damped and t - last_cmd_t > command_timeout_s:
                 sim.apply(damping)  # the runtime went silent: go limp slowly
-                damped = True
+                damped, timeouts = True, timeouts + 1
             sim.advance_to(t)
             if client is not None and (faults.freeze_after_s is None or t < faults.freeze_after_s):
                 r = sim.read()
@@ -283,6 +291,7 @@ def run_bridge(
         "ticks": len(lateness),
         "packets_ok": counters.ok,
         "packets_bad": counters.bad,
+        "command_timeouts": timeouts,  # times the bridge damped because commands stopped arriving
         "lateness_median_us": float(np.median(lat) * 1e6),
         "lateness_p99_us": float(np.percentile(lat, 99) * 1e6),
         "sim_time_s": sim.time_s(),
@@ -300,12 +309,20 @@ def bridge_main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=DEFAULT_PORT)
     p.add_argument("--rate", type=float, default=500.0, help="bridge loop rate, Hz (default: 500)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument(
+        "--command-timeout",
+        type=float,
+        default=0.1,
+        help="damp the joints (kp = 0) when no valid command arrived for this many seconds (default: 0.1)",
+    )
     p.add_argument("--drop-rate", type=float, default=0.0, help="fault injection: share of state packets dropped")
     p.add_argument("--delay-ms", type=float, default=0.0, help="fault injection: state packets sent this late")
     p.add_argument("--nan-after", type=float, default=None, help="fault injection: NaN in a sensor after S s")
     p.add_argument("--freeze-after", type=float, default=None, help="fault injection: stop sending after S s")
     p.add_argument("--pause", type=float, nargs=2, metavar=("AT", "FOR"), help="fault injection: hold state back")
     a = p.parse_args(argv)
+    if not a.command_timeout > 0:
+        p.error(f"--command-timeout must be > 0 seconds, got {a.command_timeout}")
 
     def _terminate(*_: object) -> None:
         raise KeyboardInterrupt  # leave the loop through its cleanup, then print the report
@@ -318,6 +335,15 @@ def bridge_main(argv: list[str] | None = None) -> int:
         def set(self) -> None:
             print(f"footfall bridge: {a.robot} at {a.rate:g} Hz on udp://{a.host}:{a.port}", flush=True)
 
-    report = run_bridge(a.robot, a.host, a.port, a.rate, duration_s=a.duration, faults=faults, ready=_Banner())
+    report = run_bridge(
+        a.robot,
+        a.host,
+        a.port,
+        a.rate,
+        duration_s=a.duration,
+        command_timeout_s=a.command_timeout,
+        faults=faults,
+        ready=_Banner(),
+    )
     print(json.dumps(report), flush=True)
     return 0

@@ -349,14 +349,6 @@ def test_protocol_round_trip_and_rejections() -> None:
         assert e.value.reason == reason
 
 
-def _free_port() -> int:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def _bridge(port: int, *extra: str, duration: float = 6.0) -> subprocess.Popen:
     p = subprocess.Popen(
         [
@@ -406,7 +398,7 @@ def _udp_runtime(exported_path: Path, port: int) -> tuple[Runtime, udp.UdpRobot]
     ids=["clean", "dropped-packets", "nan-sensor", "delayed-state", "silent-bridge"],
 )
 def test_udp_robot_through_a_bridge_process(exported: tuple[Path, dict], faults: tuple[str, ...], reason: str | None):
-    port = _free_port()
+    port = udp.free_port()
     bridge = _bridge(port, *faults, duration=5.0)
     try:
         rt, robot = _udp_runtime(exported[0], port)
@@ -425,7 +417,7 @@ def test_udp_robot_through_a_bridge_process(exported: tuple[Path, dict], faults:
 
 
 def test_killed_bridge_damps_the_runtime_without_a_crash(exported: tuple[Path, dict]) -> None:
-    port = _free_port()
+    port = udp.free_port()
     bridge = _bridge(port, duration=20.0)
     rt, robot = _udp_runtime(exported[0], port)
     rt.run_now()
@@ -441,7 +433,7 @@ def test_killed_bridge_damps_the_runtime_without_a_crash(exported: tuple[Path, d
 
 
 def test_bridge_ignores_and_counts_bad_packets_and_listens_on_loopback() -> None:
-    port = _free_port()
+    port = udp.free_port()
     bridge = _bridge(port, duration=1.5)
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     good = udp.encode(udp.COMMAND, 1, 0.0, 12, 4, np.zeros(60))
@@ -454,6 +446,18 @@ def test_bridge_ignores_and_counts_bad_packets_and_listens_on_loopback() -> None
     import inspect
 
     assert inspect.signature(udp.run_bridge).parameters["host"].default == "127.0.0.1"
+
+
+def test_bridge_damps_when_commands_stop_after_its_command_timeout() -> None:
+    port = udp.free_port()
+    bridge = _bridge(port, "--command-timeout", "1.0", duration=2.5)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    cmd = udp.encode(udp.COMMAND, 1, 0.0, 12, 4, np.zeros(60))
+    for _ in range(2):  # two commands 0.2 s apart: the default 0.1 s timeout would damp between them
+        s.sendto(cmd, ("127.0.0.1", port))
+        time.sleep(0.2)
+    out, _ = bridge.communicate(timeout=10)
+    assert json.loads(out.strip().splitlines()[-1])["command_timeouts"] == 1  # once, after the last command
 
 
 def test_arm_runtime_observes_what_the_env_trained_on(tmp_path: Path) -> None:
