@@ -178,6 +178,7 @@ def _sb3_worker(
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.logger import configure
     from stable_baselines3.common.vec_env import VecNormalize
 
     torch.set_num_threads(threads)
@@ -185,6 +186,8 @@ def _sb3_worker(
     out.mkdir(parents=True, exist_ok=True)
     venv = VecNormalize(_sb3_vec_env(task, num_envs, seed, env_overrides))
     model = PPO("MlpPolicy", venv, seed=seed, device="cpu", verbose=0)
+    # SB3's own training log (losses, KL, fps) beside the snapshots, instead of an empty /tmp/SB3-* folder per run
+    model.set_logger(configure(str(out.parent / "sb3-log"), ["csv"]))
 
     class Snapshots(BaseCallback):
         """After each update (rollout start), save the policy and VecNormalize statistics; the time spent saving
