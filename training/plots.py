@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def plot_learning_curve(history: list[dict[str, float]], path: Path, title: str = "") -> Path | None:
+def plot_learning_curve(
+    history: list[dict[str, float]], path: Path, title: str = "", vel_target: float | None = None
+) -> Path | None:
+    """Return, tracking error and episode length over wall time; `vel_target` draws an RMSE bar."""
     try:
         import matplotlib
 
@@ -34,8 +37,8 @@ def plot_learning_curve(history: list[dict[str, float]], path: Path, title: str 
         ax.set_xlabel("wall time, min")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-        if k.startswith("tracking"):
-            ax.axhline(0.2, color="tab:red", ls="--", lw=1, label="0.2 m/s target")
+        if k.startswith("tracking") and vel_target is not None:
+            ax.axhline(vel_target, color="tab:red", ls="--", lw=1, label=f"{vel_target:g} m/s target")
             ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
