@@ -6,7 +6,7 @@ policy is saved; after training, each snapshot is evaluated with the determinist
 when it meets the preset's bar:
 
   quadruped-*  velocity-tracking RMSE <= 0.2 m/s and fall rate <= 5% (commands held 5 s, 20 s episodes)
-  biped-flat   >= 90% of episodes walk at a commanded 0.5 m/s for 20 s without falling
+  biped-flat   >= 90% of episodes walk at a commanded 0.5 m/s for 20 s without falling (at least 100 episodes)
   arm-reach    mean final end-effector error <= 1 cm over 100 targets
 
 Time to threshold is the training wall time of the first passing snapshot, median over seeds (a seed that never
@@ -59,6 +59,10 @@ def evaluate_policy(preset: str, task: str, policy: Any, env_overrides: dict, ep
     if family == "arm":
         return evaluate_reach(task, policy, episodes=max(episodes, 100), env_overrides=env_overrides)
     if family == "biped":
+        # A rate near 0.9 from 20 episodes has a standard error of 0.07, one episode either way decides the bar, so the
+        # walk test runs at least 100 (about 12 s per snapshot here): the v2 policies read 0.95 / 0.85 on 20 episodes
+        # and 0.94 / 0.84 on 100.
+        episodes = max(episodes, 100)
         return evaluate_legged(task, policy, episodes=episodes, env_overrides=env_overrides, fixed_command=WALK_COMMAND)
     return evaluate_legged(task, policy, episodes=episodes, env_overrides=env_overrides)
 
