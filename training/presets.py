@@ -19,7 +19,7 @@ PRESETS: dict[str, RunConfig] = {
         task="footfall/Quadruped-Walk-Rough-v0", num_envs=1024, max_iterations=3000, ppo=QUADRUPED_PPO
     ),
     "biped-flat": RunConfig(
-        task="footfall/Biped-Walk-Flat-v2",
+        task="footfall/Biped-Walk-Flat-v3",
         num_envs=1024,
         max_iterations=3000,
         ppo=PPOConfig(entropy_coef=0.002, symmetric_actor=True),
