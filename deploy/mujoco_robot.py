@@ -9,7 +9,8 @@ Two ways to run it:
   for tests, sim2sim and comparisons;
 - real time (`start()`): a thread steps the physics against the wall clock, as hardware would run beside the
   control loop.
-Commands take effect `latency_s` after they are written; readings carry Gaussian noise of `noise` std.
+Commands take effect `latency_s` after they are written; readings carry Gaussian noise of `noise` std (the IMU
+orientation as a small random rotation, `SensorNoise.imu_tilt`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class SensorNoise:
     joint_vel: float = 0.0  # rad/s
     gyro: float = 0.0  # rad/s
     accel: float = 0.0  # m/s^2
+    imu_tilt: float = 0.0  # rad, per axis: the IMU orientation is turned by a small random rotation in the body frame
 
 
 @dataclass
@@ -160,6 +162,8 @@ class MujocoRobot:
             r.gyro += self.rng.normal(0, n.gyro, 3)
         if n.accel and r.accel is not None:
             r.accel += self.rng.normal(0, n.accel, 3)
+        if n.imu_tilt and r.imu_quat is not None:
+            r.imu_quat = _turned(r.imu_quat, self.rng.normal(0, n.imu_tilt, 3))
         return r
 
     def truth(self) -> Truth:
@@ -230,3 +234,21 @@ class MujocoRobot:
         if self._thread is not None:
             self._thread.join(timeout=1.0)
             self._thread = None
+
+
+def _turned(q: np.ndarray, rotvec: np.ndarray) -> np.ndarray:
+    """Unit quaternion q (w, x, y, z) followed by the body-frame rotation `rotvec` (axis * angle): q * dq."""
+    angle = float(np.linalg.norm(rotvec))
+    if angle < 1e-12:
+        return q
+    dw, (dx, dy, dz) = np.cos(angle / 2), np.sin(angle / 2) * rotvec / angle
+    w, x, y, z = q
+    out = np.array(
+        [
+            w * dw - x * dx - y * dy - z * dz,
+            w * dx + x * dw + y * dz - z * dy,
+            w * dy - x * dz + y * dw + z * dx,
+            w * dz + x * dy - y * dx + z * dw,
+        ]
+    )
+    return out / np.linalg.norm(out)

@@ -17,7 +17,7 @@ import pytest
 
 from footfall.deploy import udp
 from footfall.deploy.interface import JointCommand, RobotReading
-from footfall.deploy.mujoco_robot import MujocoRobot
+from footfall.deploy.mujoco_robot import MujocoRobot, SensorNoise
 from footfall.deploy.policy import OnnxPolicy, PolicyController
 from footfall.deploy.runtime import LockstepClock, Mode, RealClock, Runtime, RuntimeConfig, telemetry_fields
 from footfall.deploy.telemetry import TelemetryWriter, read_log, replay
@@ -135,6 +135,31 @@ def _runtime(exported_path: Path, robot, controller=None) -> Runtime:  # noqa: A
     policy = OnnxPolicy.load(exported_path)
     ctl = controller or PolicyController(policy, spec)
     return Runtime(robot, spec, ctl, RuntimeConfig(control_dt_s=0.02, stand_up_s=0.5), clock=LockstepClock(robot))
+
+
+def test_imu_tilt_noise_turns_the_orientation_by_the_configured_angle() -> None:
+    """SensorNoise.imu_tilt rotates the IMU quaternion by N(0, sigma) per axis: unit norm, unbiased, and the angle's
+    RMS is sigma * sqrt(3); without it the reading is the simulator's."""
+    clean, noisy = MujocoRobot("go1"), MujocoRobot("go1", noise=SensorNoise(imu_tilt=0.05), seed=1)
+    for r in (clean, noisy):
+        r.reset(yaw=0.7)
+    q = clean.read().imu_quat
+    np.testing.assert_array_equal(q, clean.read().imu_quat)
+    w, x, y, z = q
+    conj = np.array([w, -x, -y, -z])
+    rotvecs = []
+    for _ in range(2000):
+        n = noisy.read().imu_quat
+        assert abs(np.linalg.norm(n) - 1.0) < 1e-12
+        dw = conj[0] * n[0] - conj[1:] @ n[1:]  # q^-1 * n: the body-frame error rotation
+        dv = conj[0] * n[1:] + n[0] * conj[1:] + np.cross(conj[1:], n[1:])
+        angle = 2 * math.atan2(np.linalg.norm(dv), dw)
+        rotvecs.append(angle * dv / max(np.linalg.norm(dv), 1e-15))
+    rotvecs = np.array(rotvecs)
+    rms = float(np.sqrt(np.mean(np.sum(rotvecs**2, axis=1))))
+    assert abs(rms - 0.05 * math.sqrt(3)) < 0.05 * math.sqrt(3) * 0.05, rms
+    np.testing.assert_allclose(rotvecs.std(axis=0), 0.05, rtol=0.1)  # the same spread on every body axis
+    assert np.all(np.abs(rotvecs.mean(axis=0)) < 0.005)
 
 
 def test_state_machine_stands_up_runs_and_damps(exported: tuple[Path, dict]) -> None:
