@@ -30,12 +30,7 @@ from typing import Any
 import numpy as np
 
 from footfall.benchmarks.common import machine, table
-
-BARS = {  # preset family -> (metric, threshold, how it reads)
-    "quadruped": ("lin_vel_rmse", 0.2, "velocity RMSE <= 0.2 m/s and falls <= 5%"),
-    "biped": ("walk_success_rate", 0.9, ">= 90% of episodes walk at 0.5 m/s for 20 s"),
-    "arm": ("reach_error_m", 0.01, "mean reach error <= 1 cm"),
-}
+from footfall.training.evaluate import BARS
 
 
 def bar_of(preset: str) -> tuple[str, float, str]:

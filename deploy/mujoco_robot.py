@@ -162,8 +162,8 @@ class MujocoRobot:
             r.gyro += self.rng.normal(0, n.gyro, 3)
         if n.accel and r.accel is not None:
             r.accel += self.rng.normal(0, n.accel, 3)
-        if n.imu_tilt and r.imu_quat is not None:
-            r.imu_quat = _turned(r.imu_quat, self.rng.normal(0, n.imu_tilt, 3))
+        if n.imu_tilt and r.imu_quat is not None:  # q * exp(rotvec), rotvec in the body frame (unit norm kept)
+            mujoco.mju_quatIntegrate(r.imu_quat, self.rng.normal(0, n.imu_tilt, 3), 1.0)
         return r
 
     def truth(self) -> Truth:
@@ -234,21 +234,3 @@ class MujocoRobot:
         if self._thread is not None:
             self._thread.join(timeout=1.0)
             self._thread = None
-
-
-def _turned(q: np.ndarray, rotvec: np.ndarray) -> np.ndarray:
-    """Unit quaternion q (w, x, y, z) followed by the body-frame rotation `rotvec` (axis * angle): q * dq."""
-    angle = float(np.linalg.norm(rotvec))
-    if angle < 1e-12:
-        return q
-    dw, (dx, dy, dz) = np.cos(angle / 2), np.sin(angle / 2) * rotvec / angle
-    w, x, y, z = q
-    out = np.array(
-        [
-            w * dw - x * dx - y * dy - z * dz,
-            w * dx + x * dw + y * dz - z * dy,
-            w * dy - x * dz + y * dw + z * dx,
-            w * dz + x * dy - y * dx + z * dw,
-        ]
-    )
-    return out / np.linalg.norm(out)

@@ -26,6 +26,16 @@ from footfall.training.runner import atomic_write_text, load_checkpoint
 
 Policy = Callable[[np.ndarray], np.ndarray]
 WALK_COMMAND = (0.5, 0.0, 0.0)  # (vx m/s, vy m/s, yaw rate rad/s) of the biped walking test
+BARS = {  # robot family -> (metric, threshold, how it reads): the bars `footfall bench train` measures time to
+    "quadruped": ("lin_vel_rmse", 0.2, "velocity RMSE <= 0.2 m/s and falls <= 5%"),
+    "biped": ("walk_success_rate", 0.9, ">= 90% of episodes walk at 0.5 m/s for 20 s"),
+    "arm": ("reach_error_m", 0.01, "mean reach error <= 1 cm"),
+}
+
+
+def family_of_task(task_id: str) -> str:
+    """'footfall/Biped-Walk-Flat-v3' -> 'biped' (a key of BARS)."""
+    return task_id.split("/")[-1].split("-")[0].lower()
 
 
 def load_policy(run: str | Path) -> tuple[Any, Policy, dict]:

@@ -54,10 +54,11 @@ def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: b
         stats = runner.train(progress=progress)
     finally:
         runner.close()
+    from footfall.training.evaluate import BARS, family_of_task
     from footfall.training.plots import plot_learning_curve
 
-    # Only the quadruped's bar is an RMSE (0.2 m/s, `footfall bench train`); the biped's is walk success.
-    vel_target = 0.2 if "Quadruped" in cfg.task else None
+    metric, threshold, _ = BARS.get(family_of_task(cfg.task), ("", 0.0, ""))
+    vel_target = threshold if metric == "lin_vel_rmse" else None  # the biped's bar is walk success, the arm's reach
     png = plot_learning_curve(runner.history, out / "learning_curve.png", title=cfg.task, vel_target=vel_target)
     return {
         "run": str(out),
