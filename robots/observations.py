@@ -256,6 +256,16 @@ class ObservationBuilder:
     def privileged(self) -> bool:
         return any(TERMS[t.name].privileged for t in self.terms)
 
+    def columns(self, name: str) -> slice:
+        """The columns of term `name`'s newest entry in the built observation; raises naming the terms if absent."""
+        col = 0
+        for cfg, n in zip(self.terms, self.sizes):
+            if cfg.name == name:
+                return slice(col, col + n)
+            col += n * cfg.history
+        terms = [t.name for t in self.terms]
+        raise ValueError(f"observation term {name!r} is not in this observation; its terms: {terms}")
+
     def reset(self, rows: Array | None = None) -> None:
         """Forget the history of `rows` (bool mask or indices; all rows if None)."""
         if rows is None:

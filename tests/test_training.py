@@ -286,3 +286,67 @@ def test_symmetric_actor_trains_and_evaluates_from_its_checkpoint(tmp_path: Path
     assert actor.mirror is not None and not torch.equal(actor.mirror.obs_perm, torch.arange(len(actor.mirror.obs_perm)))
     r = evaluate_run(tmp_path / "run", episodes=2, video=False)
     assert 0 <= r["fall_rate"] <= 1
+
+
+def test_velocity_estimator_learns_its_target_and_the_policy_gradient_leaves_it_alone(tmp_path: Path) -> None:
+    """ppo.estimate_term: PPO regresses the estimator on the critic's privileged column; the surrogate alone puts no
+    gradient on the estimator (its estimate enters the policy detached)."""
+    from footfall.training.networks import EstimatingActor
+
+    cfg = dataclasses.replace(
+        tiny("footfall/Biped-Walk-Flat-v4"),
+        ppo=dataclasses.replace(TINY_PPO, estimate_term="base_lin_vel", estimator_hidden=(32,), symmetric_actor=True),
+    )
+    run = make_runner(cfg, tmp_path / "run", log=False)
+    pol = run.policy
+    assert isinstance(pol.actor, EstimatingActor)
+    cols = run.env.critic_obs.columns("base_lin_vel")
+    assert cols.stop - cols.start == 3 and run.alg.estimate_columns == cols
+
+    run.collect()
+    obs = run.storage.obs.flatten(0, 1)
+    target = run.storage.critic_obs.flatten(0, 1)[:, cols]
+
+    def est_error() -> float:
+        with torch.no_grad():
+            return float((pol.actor.estimate(pol.actor_norm(obs)) - target).square().mean())
+
+    pol.zero_grad()
+    pol.distribution(obs).mean.square().sum().backward()  # any function of the policy's output
+    assert all(p.grad is None or not p.grad.any() for p in pol.actor.estimator.parameters())
+    assert any(p.grad is not None and p.grad.any() for p in pol.actor.net.parameters())
+
+    before = est_error()
+    for _ in range(5):
+        stats = run.alg.update(run.storage)
+    assert stats["loss/estimator"] > 0
+    assert est_error() < 0.7 * before
+
+
+def test_estimating_actor_exports_and_evaluates_from_its_checkpoint(tmp_path: Path) -> None:
+    """A run with a velocity estimator: its checkpoint rebuilds the same actor, and the ONNX file gives its actions."""
+    import numpy as np
+
+    from footfall.training.evaluate import actor_from_checkpoint
+    from footfall.training.export import export_run
+
+    cfg = dataclasses.replace(
+        tiny("footfall/Biped-Walk-Flat-v4"),
+        ppo=dataclasses.replace(TINY_PPO, estimate_term="base_lin_vel", estimator_hidden=(16, 8)),
+    )
+    train(cfg, tmp_path / "run", progress=False)
+    ck = load_checkpoint(tmp_path / "run")
+    assert "actor.estimator.4.weight" in ck["policy"]
+    actor = actor_from_checkpoint(cfg, ck)
+    obs = torch.randn(64, ck["policy"]["actor_norm.mean"].shape[0])
+    run = make_runner(cfg, tmp_path / "run2", log=False)
+    run.load(tmp_path / "run" / CHECKPOINT)
+    with torch.no_grad():
+        torch.testing.assert_close(actor(obs), run.policy.act_deterministic(obs))
+    summary = export_run(tmp_path / "run", tmp_path / "h1.onnx", parity_samples=500, evaluate=False)
+    assert summary["parity_max_abs_error"] <= 1e-5
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(tmp_path / "h1.onnx"))
+    out = sess.run(None, {sess.get_inputs()[0].name: obs.numpy()})[0]
+    np.testing.assert_allclose(out, actor(obs).detach().numpy(), atol=1e-5)

@@ -34,7 +34,7 @@ BARS = {  # robot family -> (metric, threshold, how it reads): the bars `footfal
 
 
 def family_of_task(task_id: str) -> str:
-    """'footfall/Biped-Walk-Flat-v3' -> 'biped' (a key of BARS)."""
+    """'footfall/Biped-Walk-Flat-v4' -> 'biped' (a key of BARS)."""
     return task_id.split("/")[-1].split("-")[0].lower()
 
 
@@ -68,7 +68,17 @@ def actor_from_checkpoint(cfg: Any, ck: dict) -> torch.nn.Module:
     cobs = sd["critic_norm.mean"].shape[0]
     act = sd["log_std"].shape[0]
     mirror = SymmetricMean.identity(obs_size, act) if "mirror.obs_perm" in sd else None
-    ac = ActorCritic(obs_size, cobs, act, cfg.ppo.actor_hidden, cfg.ppo.critic_hidden, mirror=mirror)
+    est = sd[f"actor.estimator.{2 * len(cfg.ppo.estimator_hidden)}.weight"].shape[0] if cfg.ppo.estimate_term else 0
+    ac = ActorCritic(
+        obs_size,
+        cobs,
+        act,
+        cfg.ppo.actor_hidden,
+        cfg.ppo.critic_hidden,
+        mirror=mirror,
+        estimate_size=est,
+        estimator_hidden=cfg.ppo.estimator_hidden,
+    )
     ac.load_state_dict(sd)
     return DeterministicActor(ac.actor_norm, ac.actor, mirror=ac.mirror).eval()
 

@@ -71,8 +71,28 @@ class SymmetricMean(nn.Module):
         return 0.5 * (out[:n] + out[n:][:, self.act_perm] * self.act_sign)
 
 
+class EstimatingActor(nn.Module):
+    """An actor with a concurrent state estimator (Ji et al. 2022, "Concurrent Training of a Control Policy and a
+    State Estimator for Dynamic and Robust Legged Locomotion"): an MLP estimates a simulator-only quantity (the base
+    velocity) from the measured observation, and the policy MLP reads the observation and the estimate. The estimator
+    learns by regression on the privileged value (`estimate`, used by PPO's loss); the policy gradient does not reach
+    it (the estimate enters the policy detached). Observation in, action out: it exports like a plain MLP actor."""
+
+    def __init__(self, obs_size: int, estimate_size: int, estimator_hidden: tuple[int, ...], net: nn.Module):
+        super().__init__()
+        self.estimator = mlp((obs_size, *estimator_hidden, estimate_size))
+        self.net = net
+
+    def estimate(self, norm_obs: torch.Tensor) -> torch.Tensor:
+        return self.estimator(norm_obs)
+
+    def forward(self, norm_obs: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([norm_obs, self.estimator(norm_obs).detach()], dim=-1))
+
+
 class ActorCritic(nn.Module):
-    """Separate actor and critic MLPs; the critic may see a different (privileged) observation."""
+    """Separate actor and critic MLPs; the critic may see a different (privileged) observation. With
+    `estimate_size` > 0 the actor is an `EstimatingActor` whose estimator has `estimator_hidden` layers."""
 
     def __init__(
         self,
@@ -83,12 +103,16 @@ class ActorCritic(nn.Module):
         critic_hidden: tuple[int, ...],
         init_noise_std: float = 1.0,
         mirror: SymmetricMean | None = None,
+        estimate_size: int = 0,
+        estimator_hidden: tuple[int, ...] = (),
     ):
         super().__init__()
         self.mirror = mirror  # a symmetric actor when given
         self.actor_norm = EmpiricalNormalizer(obs_size)
         self.critic_norm = EmpiricalNormalizer(critic_obs_size)
-        self.actor = mlp((obs_size, *actor_hidden, action_size), out_gain=0.01)
+        self.actor: nn.Module = mlp((obs_size + estimate_size, *actor_hidden, action_size), out_gain=0.01)
+        if estimate_size:
+            self.actor = EstimatingActor(obs_size, estimate_size, estimator_hidden, self.actor)
         self.critic = mlp((critic_obs_size, *critic_hidden, 1), out_gain=1.0)
         self.log_std = nn.Parameter(torch.full((action_size,), float(torch.log(torch.tensor(init_noise_std)))))
 

@@ -33,6 +33,11 @@ class PPOConfig:
     critic_hidden: tuple[int, ...] = (256, 128, 128)
     init_noise_std: float = 1.0
     symmetric_actor: bool = False  # mean(o) = (f(o) + M f(M o)) / 2 for the left-right reflection M (symmetry.py)
+    # A concurrent estimator (networks.EstimatingActor): the actor estimates this critic-observation term (a
+    # simulator-only one, e.g. "base_lin_vel") from what it measures and reads its estimate; "" for none
+    estimate_term: str = ""
+    estimator_hidden: tuple[int, ...] = (128, 64)
+    estimator_coef: float = 1.0  # weight of the estimator's regression loss (mean squared error, scaled units)
 
     def __post_init__(self) -> None:
         if self.schedule not in ("adaptive", "fixed"):
@@ -40,14 +45,20 @@ class PPOConfig:
 
 
 class PPO:
-    def __init__(self, policy: ActorCritic, cfg: PPOConfig):
-        self.policy, self.cfg = policy, cfg
+    def __init__(self, policy: ActorCritic, cfg: PPOConfig, estimate_columns: slice | None = None):
+        """`estimate_columns`: where the estimator's target sits in the critic observation (with an
+        EstimatingActor)."""
+        if (estimate_columns is None) != (not hasattr(policy.actor, "estimate")):
+            raise ValueError("PPO: give estimate_columns exactly when the policy's actor has an estimator")
+        self.policy, self.cfg, self.estimate_columns = policy, cfg, estimate_columns
         self.lr = cfg.learning_rate
         self.optimizer = torch.optim.Adam(policy.parameters(), lr=self.lr)
 
     def update(self, storage: RolloutStorage) -> dict[str, float]:
         cfg, pol = self.cfg, self.policy
         stats = {"loss/surrogate": 0.0, "loss/value": 0.0, "loss/entropy": 0.0, "policy/kl": 0.0}
+        if self.estimate_columns is not None:
+            stats["loss/estimator"] = 0.0
         n = 0
         for obs, cobs, actions, old_logp, old_mu, old_sigma, old_v, adv, ret in storage.minibatches(
             cfg.num_minibatches, cfg.learning_epochs
@@ -83,6 +94,11 @@ class PPO:
             v_clipped = old_v + torch.clamp(value - old_v, -cfg.value_clip, cfg.value_clip)
             value_loss = torch.max((value - ret).square(), (v_clipped - ret).square()).mean()
             loss = surrogate + cfg.value_coef * value_loss - cfg.entropy_coef * entropy
+            if self.estimate_columns is not None:  # regression of the estimate on the privileged value
+                est = pol.actor.estimate(pol.actor_norm(obs))
+                est_loss = (est - cobs[:, self.estimate_columns]).square().mean()
+                loss = loss + cfg.estimator_coef * est_loss
+                stats["loss/estimator"] += est_loss.item()
             self.optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(pol.parameters(), cfg.max_grad_norm)

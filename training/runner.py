@@ -111,6 +111,7 @@ class OnPolicyRunner:
         if cfg.ppo.symmetric_actor:
             obs_m, act_m = env.actor_mirror()
             mirror = SymmetricMean(obs_m.perm, obs_m.sign, act_m.perm, act_m.sign)
+        columns = env.critic_obs.columns(cfg.ppo.estimate_term) if cfg.ppo.estimate_term else None
         self.policy = ActorCritic(
             env.obs_size,
             env.critic_obs_size,
@@ -119,8 +120,10 @@ class OnPolicyRunner:
             cfg.ppo.critic_hidden,
             cfg.ppo.init_noise_std,
             mirror,
+            estimate_size=columns.stop - columns.start if columns else 0,
+            estimator_hidden=cfg.ppo.estimator_hidden,
         )
-        self.alg = PPO(self.policy, cfg.ppo)
+        self.alg = PPO(self.policy, cfg.ppo, columns)
         self.storage = RolloutStorage(
             cfg.ppo.num_steps, cfg.num_envs, env.obs_size, env.critic_obs_size, env.action_size
         )
