@@ -25,12 +25,6 @@ ACTOR_OBS = (  # only what a real robot measures, plus the command, its last act
     TermConfig("last_action"),
     TermConfig("gait_clock"),
 )
-# The biped's actor also sees its last three joint-position readings (40 ms): joint velocities from their
-# differences are ~4x less noisy than the joint_vel reading (encoder noise 0.01 rad against 1.5 rad/s), which is
-# what the velocity estimator (training.networks.EstimatingActor) needs for leg odometry.
-BIPED_ACTOR_OBS = tuple(
-    TermConfig(t.name, t.scale, t.clip, history=3) if t.name == "joint_pos_rel" else t for t in ACTOR_OBS
-)
 CRITIC_OBS = ACTOR_OBS + (  # asymmetric critic: simulator-only quantities
     TermConfig("base_lin_vel", scale=2.0),
     TermConfig("foot_contact"),

@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from footfall.envs.core import BatchedTask, TaskConfig
-from footfall.envs.locomotion import BIPED_ACTOR_OBS, BIPED_REWARDS, VelocityTask, VelocityTaskConfig
+from footfall.envs.locomotion import BIPED_REWARDS, VelocityTask, VelocityTaskConfig
 from footfall.envs.reach import ReachTask, ReachTaskConfig
 from footfall.envs.terrain import TerrainConfig
 
@@ -18,13 +18,10 @@ TASKS: dict[str, tuple[type[BatchedTask], TaskConfig]] = {
     # v1: feet_swing_height joins the reward (one 60-minute run: walk_success_rate 0.05 -> 0.70)
     # v2: track_lin_vel_xy_fine joins it (60-minute runs: 0.70 -> 0.95 / 0.85 on seeds 0 / 1, 0.46 m/s at 0.5 m/s)
     # v3: track_lin_vel_xy_fine weighs 2.0, not 1.0 (seeds 0 / 1, 100 walk episodes: 0.88 / 0.97; v2 0.94 / 0.84)
-    # v4: the actor sees three joint-position readings (BIPED_ACTOR_OBS), for the preset's velocity estimator
-    #     (seed 0, 100 walk episodes: 0.96, v3 0.88; RMSE at 0.5 m/s 0.118, v3 0.126)
-    "footfall/Biped-Walk-Flat-v4": (
+    "footfall/Biped-Walk-Flat-v3": (
         VelocityTask,
         VelocityTaskConfig(
             robot="h1",
-            actor_obs=BIPED_ACTOR_OBS,
             reward_weights=BIPED_REWARDS,
             vx_range=(-0.5, 1.0),
             vy_range=(-0.3, 0.3),

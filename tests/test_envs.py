@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -30,7 +31,7 @@ def test_ids_are_registered_on_import_in_the_footfall_namespace() -> None:
     assert {
         "footfall/Quadruped-Walk-Flat-v0",
         "footfall/Quadruped-Walk-Rough-v0",
-        "footfall/Biped-Walk-Flat-v4",
+        "footfall/Biped-Walk-Flat-v3",
         "footfall/Arm-Reach-v1",
     } <= set(gym.registry)
 
@@ -67,7 +68,7 @@ def test_reward_equals_sum_of_info_terms_and_obs_size_matches_terms(env_id: str)
     task.close()
 
 
-@pytest.mark.parametrize("env_id", ["footfall/Quadruped-Walk-Rough-v0", "footfall/Biped-Walk-Flat-v4"])
+@pytest.mark.parametrize("env_id", ["footfall/Quadruped-Walk-Rough-v0", "footfall/Biped-Walk-Flat-v3"])
 def test_no_nan_in_ten_thousand_random_steps_with_all_randomization(env_id: str) -> None:
     """10k env steps (64 envs x 160 steps) of random actions with every randomization on: all finite."""
     task = make_task(env_id, num_envs=64, seed=3, episode_length_s=1.0)
@@ -135,16 +136,20 @@ def test_negative_latency_is_refused() -> None:
 def test_a_retired_task_version_names_its_successor() -> None:
     with pytest.raises(ValueError, match="replaced by 'footfall/Arm-Reach-v1'"):
         task_config("footfall/Arm-Reach-v0")
-    for old in ("v2", "v3"):  # a v2 or v3 policy's checkpoint
-        with pytest.raises(ValueError, match="replaced by 'footfall/Biped-Walk-Flat-v4'"):
-            task_config(f"footfall/Biped-Walk-Flat-{old}")
+    with pytest.raises(ValueError, match="replaced by 'footfall/Biped-Walk-Flat-v3'"):  # a v2 policy's checkpoint
+        task_config("footfall/Biped-Walk-Flat-v2")
 
 
 def test_observation_columns_skip_the_history_of_earlier_terms() -> None:
     """ObservationBuilder.columns: where a term's newest entry sits, after earlier terms' full histories. The biped's
-    actor keeps 3 joint-position readings, the critic 1: without noise their newest entries are equal, and the
+    actor here keeps 3 joint-position readings, the critic 1: without noise their newest entries are equal, and the
     actor's older ones lag behind."""
-    task = make_task("footfall/Biped-Walk-Flat-v4", num_envs=2, seed=0, randomization=DomainRandomization.off())
+    from footfall.envs.locomotion import ACTOR_OBS
+
+    actor_obs = tuple(dataclasses.replace(t, history=3) if t.name == "joint_pos_rel" else t for t in ACTOR_OBS)
+    task = make_task(
+        "footfall/Biped-Walk-Flat-v3", num_envs=2, seed=0, actor_obs=actor_obs, randomization=DomainRandomization.off()
+    )
     nj = task.robot.num_joints
     obs, info = task.reset(seed=0)
     for _ in range(5):
@@ -327,7 +332,7 @@ def test_feet_swing_height_follows_the_gait_schedule() -> None:
 
 
 def test_biped_foot_height_is_zero_standing_and_rises_when_a_foot_lifts() -> None:
-    task = make_task("footfall/Biped-Walk-Flat-v4", num_envs=1, seed=0, randomization=DomainRandomization.off())
+    task = make_task("footfall/Biped-Walk-Flat-v3", num_envs=1, seed=0, randomization=DomainRandomization.off())
     task.reset(seed=0)
     task.step(np.zeros((1, task.robot.num_joints)))
     s = task._robot_state(task.sim.sensor_out, privileged=True)
@@ -341,7 +346,7 @@ def test_fine_velocity_term_is_the_same_error_under_a_narrower_kernel() -> None:
     """track_lin_vel_xy_fine = exp(-e^2 / 0.02) on the error that track_lin_vel_xy puts under exp(-e^2 / 0.25), so
     fine = wide ** (0.25 / 0.02) for any velocity; and it is one of the biped's weighted terms."""
     weights = (("track_lin_vel_xy", 1.0), ("track_lin_vel_xy_fine", 1.0))
-    task = make_task("footfall/Biped-Walk-Flat-v4", num_envs=4, seed=0, reward_weights=weights)
+    task = make_task("footfall/Biped-Walk-Flat-v3", num_envs=4, seed=0, reward_weights=weights)
     task.reset(seed=0)
     task.command[:] = [[0.1, 0.0, 0.0], [0.3, 0.1, 0.0], [-0.2, 0.0, 0.0], [0.0, 0.0, 0.0]]
     dt = task.cfg.control_dt_s
@@ -351,4 +356,4 @@ def test_fine_velocity_term_is_the_same_error_under_a_narrower_kernel() -> None:
         np.testing.assert_allclose(fine, wide ** (0.25 / 0.02), rtol=1e-9)
         assert np.all(fine <= wide) and np.any(fine < 0.99 * wide)
     task.close()
-    assert "track_lin_vel_xy_fine" in dict(task_config("footfall/Biped-Walk-Flat-v4").reward_weights)
+    assert "track_lin_vel_xy_fine" in dict(task_config("footfall/Biped-Walk-Flat-v3").reward_weights)

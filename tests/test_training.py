@@ -294,7 +294,7 @@ def test_velocity_estimator_learns_its_target_and_the_policy_gradient_leaves_it_
     from footfall.training.networks import EstimatingActor
 
     cfg = dataclasses.replace(
-        tiny("footfall/Biped-Walk-Flat-v4"),
+        tiny("footfall/Biped-Walk-Flat-v3"),
         ppo=dataclasses.replace(TINY_PPO, estimate_term="base_lin_vel", estimator_hidden=(32,), symmetric_actor=True),
     )
     run = make_runner(cfg, tmp_path / "run", log=False)
@@ -331,7 +331,7 @@ def test_estimating_actor_exports_and_evaluates_from_its_checkpoint(tmp_path: Pa
     from footfall.training.export import export_run
 
     cfg = dataclasses.replace(
-        tiny("footfall/Biped-Walk-Flat-v4"),
+        tiny("footfall/Biped-Walk-Flat-v3"),
         ppo=dataclasses.replace(TINY_PPO, estimate_term="base_lin_vel", estimator_hidden=(16, 8)),
     )
     train(cfg, tmp_path / "run", progress=False)

@@ -34,7 +34,7 @@ BARS = {  # robot family -> (metric, threshold, how it reads): the bars `footfal
 
 
 def family_of_task(task_id: str) -> str:
-    """'footfall/Biped-Walk-Flat-v4' -> 'biped' (a key of BARS)."""
+    """'footfall/Biped-Walk-Flat-v3' -> 'biped' (a key of BARS)."""
     return task_id.split("/")[-1].split("-")[0].lower()
 
 
