@@ -111,7 +111,12 @@ class OnPolicyRunner:
         if cfg.ppo.symmetric_actor:
             obs_m, act_m = env.actor_mirror()
             mirror = SymmetricMean(obs_m.perm, obs_m.sign, act_m.perm, act_m.sign)
-        columns = env.critic_obs.columns(cfg.ppo.estimate_term) if cfg.ppo.estimate_term else None
+        columns = None
+        if cfg.ppo.estimate_term:
+            try:
+                columns = env.critic_obs.columns(cfg.ppo.estimate_term)
+            except ValueError as e:
+                raise ValueError(f"ppo.estimate_term names a term of the critic's observation: {e}") from None
         self.policy = ActorCritic(
             env.obs_size,
             env.critic_obs_size,
