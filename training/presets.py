@@ -20,7 +20,7 @@ PRESETS: dict[str, RunConfig] = {
     ),
     # Tried and not adopted (2026-11-27): the actor with a concurrent base-velocity estimator (ppo.estimate_term=
     # "base_lin_vel") and three joint-position readings walked 0.96 / 0.61 of 100 episodes on seeds 0 / 1 after 60
-    # minutes, against 0.88 / 0.97 without: no better across seeds, and ~15% fewer iterations in the hour.
+    # minutes, against 0.88 / 0.97 without: no better across seeds, and 14-22% fewer iterations in the hour.
     "biped-flat": RunConfig(
         task="footfall/Biped-Walk-Flat-v3",
         num_envs=1024,
