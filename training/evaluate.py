@@ -68,7 +68,8 @@ def actor_from_checkpoint(cfg: Any, ck: dict) -> torch.nn.Module:
     cobs = sd["critic_norm.mean"].shape[0]
     act = sd["log_std"].shape[0]
     mirror = SymmetricMean.identity(obs_size, act) if "mirror.obs_perm" in sd else None
-    est = sd[f"actor.estimator.{2 * len(cfg.ppo.estimator_hidden)}.weight"].shape[0] if cfg.ppo.estimate_term else 0
+    est_weights = [v for k, v in sd.items() if k.startswith("actor.estimator.") and k.endswith(".weight")]
+    est = est_weights[-1].shape[0] if est_weights else 0  # the estimator's output layer
     ac = ActorCritic(
         obs_size,
         cobs,

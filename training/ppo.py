@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from footfall.training.networks import ActorCritic
+from footfall.training.networks import ActorCritic, EstimatingActor
 from footfall.training.storage import RolloutStorage
 
 
@@ -48,7 +48,7 @@ class PPO:
     def __init__(self, policy: ActorCritic, cfg: PPOConfig, estimate_columns: slice | None = None):
         """`estimate_columns`: where the estimator's target sits in the critic observation (with an
         EstimatingActor)."""
-        if (estimate_columns is None) != (not hasattr(policy.actor, "estimate")):
+        if (estimate_columns is None) == isinstance(policy.actor, EstimatingActor):
             raise ValueError("PPO: give estimate_columns exactly when the policy's actor has an estimator")
         self.policy, self.cfg, self.estimate_columns = policy, cfg, estimate_columns
         self.lr = cfg.learning_rate
