@@ -21,6 +21,9 @@ PRESETS: dict[str, RunConfig] = {
     # Tried and not adopted (2026-11-27): the actor with a concurrent base-velocity estimator (ppo.estimate_term=
     # "base_lin_vel") and three joint-position readings walked 0.96 / 0.61 of 100 episodes on seeds 0 / 1 after 60
     # minutes, against 0.88 / 0.97 without: no better across seeds, and 14-22% fewer iterations in the hour.
+    # Also tried (seed 0 only, 2026-11-27): capping the action-noise std over the second half of the hour, falling
+    # geometrically to 0.1 at the end, since one policy walked 0.04 m/s faster with its noise than without. It walked
+    # 0.76 of 100 episodes (0.55 m/s, 26 over 0.6 m/s) against 0.88, so it was not kept.
     "biped-flat": RunConfig(
         task="footfall/Biped-Walk-Flat-v3",
         num_envs=1024,
