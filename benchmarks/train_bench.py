@@ -1,9 +1,10 @@
 """Time to a trained policy: footfall's trainer against Stable-Baselines3 PPO, same task, same budget, this machine.
 
 For each seed, a preset trains from scratch for a wall-clock budget. Every `snapshot_every_s` of training time the
-policy is saved; after training, each snapshot is evaluated with the deterministic policy and randomization on
-(`footfall.training.evaluate`), so the evaluation never slows the clock it is measured against. A snapshot passes
-when it meets the preset's bar:
+policy the run stands for is saved (with `select_every` on, the best checked so far; see training/runner.py); after
+training, each snapshot is evaluated with the deterministic policy and randomization on (`footfall.training.evaluate`),
+so the evaluation never slows the clock it is measured against (the selection checks, part of training, do). A
+snapshot passes when it meets the preset's bar:
 
   quadruped-*  velocity-tracking RMSE <= 0.2 m/s and fall rate <= 5% (commands held 5 s, 20 s episodes)
   biped-flat   >= 90% of episodes walk at a commanded 0.5 m/s for 20 s without falling (at least 100 episodes)
@@ -77,7 +78,7 @@ def train_ours(cfg: Any, out: Path, snapshot_every_s: float) -> list[Path]:
     def snapshot(r: Any, stats: dict) -> None:
         if r.elapsed_s >= snapshot_every_s * (len(saved) + 1):
             path = snaps / f"it{r.iteration:06d}-t{r.elapsed_s:07.1f}s.pt"
-            atomic_save(r.policy_snapshot(), path)
+            atomic_save(r.selected_snapshot(), path)  # with selection on, the best checked so far
             saved.append(path)
 
     runner.callbacks.append(snapshot)
@@ -85,7 +86,7 @@ def train_ours(cfg: Any, out: Path, snapshot_every_s: float) -> list[Path]:
         runner.train(progress=True)
         path = snaps / f"it{runner.iteration:06d}-t{runner.elapsed_s:07.1f}s.pt"
         if not saved or saved[-1] != path:
-            atomic_save(runner.policy_snapshot(), path)
+            atomic_save(runner.selected_snapshot(), path)
             saved.append(path)
     finally:
         runner.close()
@@ -93,9 +94,7 @@ def train_ours(cfg: Any, out: Path, snapshot_every_s: float) -> list[Path]:
 
 
 def eval_ours(preset: str, snapshots: list[Path], episodes: int) -> list[dict[str, Any]]:
-    import torch
-
-    from footfall.training.evaluate import actor_from_checkpoint
+    from footfall.training.evaluate import actor_from_checkpoint, numpy_policy
     from footfall.training.runner import load_checkpoint
     from footfall.training.train import run_config_from_dict
 
@@ -103,12 +102,7 @@ def eval_ours(preset: str, snapshots: list[Path], episodes: int) -> list[dict[st
     for path in snapshots:
         ck = load_checkpoint(path)
         cfg = run_config_from_dict(ck["config"])
-        actor = actor_from_checkpoint(cfg, ck)
-
-        def policy(obs: np.ndarray, actor: Any = actor) -> np.ndarray:
-            with torch.no_grad():
-                return actor(torch.as_tensor(obs, dtype=torch.float32)).numpy().astype(np.float64)
-
+        policy = numpy_policy(actor_from_checkpoint(cfg, ck))
         r = evaluate_policy(preset, cfg.task, policy, dict(cfg.env_overrides), episodes)
         curve.append({"elapsed_s": round(ck["elapsed_s"], 1), "iteration": ck["iteration"], **r})
     return curve

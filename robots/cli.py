@@ -385,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
         "velocity-tracking RMSE, fall rate, cost of transport (legged) or reach error (arm). Writes RUN/eval.json "
         "(and a video when offscreen rendering works). The last line is a JSON object.",
     )
-    p.add_argument("run", help="run directory (holds checkpoint.pt)")
+    p.add_argument("run", help="run directory: its best.pt when training chose one by checks, else checkpoint.pt")
     p.add_argument("--episodes", type=int, default=20, help="seeded episodes (default: 20)")
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--no-video", action="store_true", help="skip the rollout video")
@@ -399,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
         "observation layout, timing) as JSON in the metadata. onnx.checker and a torch/onnxruntime parity check on "
         "observations recorded from rollouts must pass before the file is written (atomically).",
     )
-    p.add_argument("run", help="run directory (holds checkpoint.pt)")
+    p.add_argument("run", help="run directory: its best.pt when training chose one by checks, else checkpoint.pt")
     p.add_argument("-o", "--output", help="the .onnx file to write (default: RUN/policy.onnx)")
     p.add_argument("--parity", type=int, default=10_000, help="observations for the parity check (default: 10000)")
     p.add_argument("--no-eval", action="store_true", help="skip the training-env evaluation stored for sim2sim")

@@ -232,6 +232,69 @@ def test_policy_snapshots_evaluate_like_the_run(tmp_path: Path) -> None:
     assert all({"elapsed_s", "lin_vel_rmse", "fall_rate"} <= set(c) for c in curve)
 
 
+def test_selection_keeps_the_best_checked_policy_and_the_run_stands_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checks at iterations 2, 3, 4 scoring 0.3, 0.9, 0.5: best.pt holds iteration 3's policy, and eval, export and
+    the benchmark's snapshots use it; the checks' time counts against the budget; resume keeps the best."""
+    import footfall.training.evaluate as ev
+    from footfall.training.runner import BEST, policy_path
+
+    scores = iter([0.3, 0.9, 0.5])
+    seen: dict[int, dict[str, torch.Tensor]] = {}
+
+    def fake_check(task, policy, episodes, seed, env_overrides=None):
+        assert (episodes, seed) == (5, 4242)
+        seen[runner.iteration] = {k: v.clone() for k, v in runner.policy.state_dict().items()}
+        time.sleep(0.05)
+        s = next(scores)
+        return (s,), {"walk_success_rate": s, "episodes": episodes}
+
+    monkeypatch.setattr(ev, "selection_check", fake_check)
+    cfg = dataclasses.replace(
+        tiny(), max_iterations=4, select_every=1, select_from=2, select_episodes=5, select_seed=4242
+    )
+    runner = make_runner(cfg, tmp_path / "run", log=False)
+    runner.train(progress=False)
+    assert sorted(seen) == [2, 3, 4]
+    assert runner.best == {"iteration": 3, "score": [0.9], "walk_success_rate": 0.9}
+    assert runner.elapsed_s >= 3 * 0.05
+    assert [h.get("select/walk_success_rate") for h in runner.history] == [None, 0.3, 0.9, 0.5]
+    best = load_checkpoint(tmp_path / "run" / BEST)
+    assert best["iteration"] == 3 and best["selection"]["iteration"] == 3
+    torch.testing.assert_close(best["policy"], seen[3], rtol=0, atol=0)
+    assert not all(torch.equal(seen[3][k], seen[4][k]) for k in seen[3])  # training moved on after the best
+    assert policy_path(tmp_path / "run") == tmp_path / "run" / BEST
+    assert ev.load_policy(tmp_path / "run")[2]["iteration"] == 3
+    snap = runner.selected_snapshot()  # what `footfall bench train` records now: the best policy, this moment's clock
+    assert snap["iteration"] == 4 and snap["selection"]["iteration"] == 3
+    assert all(torch.equal(snap["policy"][k], best["policy"][k]) for k in best["policy"])
+    runner.close()
+    again = make_runner(cfg, tmp_path / "run", log=False)
+    again.load()
+    assert again.best == runner.best
+    again.close()
+
+
+@pytest.mark.parametrize("task", ["footfall/Quadruped-Walk-Flat-v0", "footfall/Arm-Reach-v1"])
+def test_selection_check_scores_the_robots_bar(task: str) -> None:
+    """A policy that holds still: the quadruped's score is (falls within 5%, -RMSE), the arm's -reach error."""
+    import numpy as np
+
+    from footfall.envs import make_task
+    from footfall.training.evaluate import selection_check
+    from footfall.training.presets import PRESETS
+
+    act = make_task(task, num_envs=1).action_size
+    score, r = selection_check(task, lambda obs: np.zeros((obs.shape[0], act)), episodes=2, seed=3)
+    if "Arm" in task:
+        assert score == (-r["reach_error_m"],) and r["reach_error_m"] > 0
+    else:
+        assert score == (-float(r["fall_rate"] > 0.05), -r["lin_vel_rmse"]) and r["lin_vel_rmse"] > 0.1
+    assert PRESETS["biped-flat"].select_every > 0  # the biped preset selects; the others keep their last policy
+    assert PRESETS["quadruped-flat"].select_every == 0
+
+
 def test_walking_evaluation_holds_the_command_and_scores_speed() -> None:
     """A policy that stands still never walks at 0.5 m/s; the fixed command is held for the whole episode."""
     import numpy as np

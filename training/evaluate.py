@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from footfall.envs import make_task
-from footfall.training.runner import atomic_write_text, load_checkpoint
+from footfall.training.runner import atomic_write_text, load_checkpoint, policy_path
 
 Policy = Callable[[np.ndarray], np.ndarray]
 WALK_COMMAND = (0.5, 0.0, 0.0)  # (vx m/s, vy m/s, yaw rate rad/s) of the biped walking test
@@ -39,18 +39,23 @@ def family_of_task(task_id: str) -> str:
 
 
 def load_policy(run: str | Path) -> tuple[Any, Policy, dict]:
-    """(RunConfig, deterministic numpy policy obs (N, D) -> actions (N, A), checkpoint) of a run directory."""
+    """(RunConfig, deterministic numpy policy obs (N, D) -> actions (N, A), checkpoint) of a run directory (its
+    best.pt when its training chose one by checks, else checkpoint.pt) or of a checkpoint file."""
     from footfall.training.train import run_config_from_dict
 
-    ck = load_checkpoint(Path(run))
+    ck = load_checkpoint(policy_path(run))
     cfg = run_config_from_dict(ck["config"])
-    actor = actor_from_checkpoint(cfg, ck)
+    return cfg, numpy_policy(actor_from_checkpoint(cfg, ck)), ck
+
+
+def numpy_policy(actor: torch.nn.Module) -> Policy:
+    """obs (N, D) float64 -> actions (N, A) float64 through a torch actor, without gradients."""
 
     def policy(obs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             return actor(torch.as_tensor(obs, dtype=torch.float32)).numpy().astype(np.float64)
 
-    return cfg, policy, ck
+    return policy
 
 
 def actor_from_checkpoint(cfg: Any, ck: dict) -> torch.nn.Module:
@@ -191,6 +196,26 @@ def evaluate_reach(
     }
 
 
+def selection_check(
+    task_id: str, policy: Policy, episodes: int, seed: int, env_overrides: dict | None = None
+) -> tuple[tuple[float, ...], dict[str, Any]]:
+    """(score, figures) of `policy` on its robot's bar, for choosing among a run's policies (higher is better,
+    compared as tuples). Biped: walk success at 0.5 m/s, then closeness of the mean speed to it. Quadruped: falls
+    within 5%, then velocity RMSE. Arm: reach error."""
+    family = family_of_task(task_id)
+    if family == "arm":
+        r = evaluate_reach(task_id, policy, episodes=episodes, seed=seed, env_overrides=env_overrides)
+        return (-r["reach_error_m"],), r
+    if family == "biped":
+        r = evaluate_legged(
+            task_id, policy, episodes=episodes, seed=seed, env_overrides=env_overrides, fixed_command=WALK_COMMAND
+        )
+        return (r["walk_success_rate"], -abs(r["mean_forward_speed"] - WALK_COMMAND[0])), r
+    r = evaluate_legged(task_id, policy, episodes=episodes, seed=seed, env_overrides=env_overrides)
+    rmse = r["lin_vel_rmse"] if np.isfinite(r["lin_vel_rmse"]) else float("inf")
+    return (-float(r["fall_rate"] > 0.05), -rmse), r
+
+
 def _renderer(task: Any):
     try:
         import mujoco
@@ -220,7 +245,7 @@ def _renderer(task: Any):
 
 
 def evaluate_run(run: str | Path, episodes: int = 20, seed: int = 12345, video: bool = True) -> dict[str, Any]:
-    cfg, policy, _ = load_policy(run)
+    cfg, policy, ck = load_policy(run)
     overrides = dict(cfg.env_overrides)
     if "Reach" in cfg.task:
         result = evaluate_reach(cfg.task, policy, episodes=max(episodes, 100), seed=seed, env_overrides=overrides)
@@ -234,6 +259,7 @@ def evaluate_run(run: str | Path, episodes: int = 20, seed: int = 12345, video: 
                 cfg.task, policy, episodes=episodes, seed=seed, env_overrides=overrides, fixed_command=WALK_COMMAND
             )
             result.update({k: walk[k] for k in ("mean_forward_speed", "walk_success_rate")})
+    result.update(policy_file=policy_path(run).name, iteration=ck.get("iteration"))
     atomic_write_text(json.dumps(result, indent=1), Path(run) / "eval.json")
     return result
 

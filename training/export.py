@@ -24,7 +24,7 @@ import torch
 
 from footfall.envs import make_task
 from footfall.robots.contract import CONTRACT_METADATA_KEY, EVAL_METADATA_KEY, NormalizerContract, PolicyContract
-from footfall.training.runner import load_checkpoint
+from footfall.training.runner import load_checkpoint, policy_path
 
 PARITY_TOL = 1e-5
 OPSET = 17
@@ -82,7 +82,7 @@ def export_run(
     from footfall.training.train import run_config_from_dict
 
     run, out = Path(run), Path(out)
-    ck = load_checkpoint(run)
+    ck = load_checkpoint(policy_path(run))
     cfg = run_config_from_dict(ck["config"])
     actor = actor_from_checkpoint(cfg, ck)
     contract = policy_contract(cfg)

@@ -4,6 +4,12 @@
 Checkpoints are written atomically (temporary file, fsync, rename) every `checkpoint_every` iterations and when the
 run is interrupted (Ctrl-C / SIGTERM). A checkpoint holds the networks, optimizer, normalizers, torch and numpy
 generator states and a full environment snapshot, so `--resume` continues bit for bit where the run stopped.
+
+With `select_every`, the runner also checks the deterministic policy every that many iterations (from `select_from`)
+on the robot's bar, on held-out episodes (`select_seed`, never the evaluation's seed), and keeps the best so far as
+best.pt, the policy the run directory stands for (`policy_path`): PPO's last iterate wanders, and the deployed
+policy should be the one that passed, not the one that happened to be last (Stable-Baselines3's EvalCallback keeps a
+best_model the same way). The checks' time counts against the wall-clock budget.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from footfall.training.sac import SACConfig
 from footfall.training.storage import RolloutStorage, gae
 
 CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"  # the policy chosen by the checks (select_every > 0)
 
 
 @dataclass(frozen=True)
@@ -43,12 +50,22 @@ class RunConfig:
     checkpoint_every: int = 25  # iterations
     torch_threads: int = 2
     env_overrides: tuple[tuple[str, Any], ...] = ()  # (field, value) pairs applied to the task config
+    # Policy selection (see the module docstring): 0 keeps the last policy as the run's.
+    select_every: int = 0  # iterations between checks
+    select_from: int = 0  # first iteration checked
+    select_episodes: int = 100  # episodes per check (the biped's walk test: 100, about 12 s on two cores)
+    select_seed: int = 777  # the checks' episodes; evaluation uses 12345, so the choice is scored on other episodes
     ppo: PPOConfig = field(default_factory=PPOConfig)
     sac: SACConfig = field(default_factory=SACConfig)
 
     def __post_init__(self) -> None:
         if self.algo not in ("ppo", "sac"):
             raise ValueError(f"RunConfig.algo must be 'ppo' or 'sac', got {self.algo!r}")
+        if self.select_every < 0 or self.select_episodes < 1:
+            raise ValueError(
+                f"RunConfig.select_every must be >= 0 (0: off) and select_episodes >= 1, got {self.select_every} and "
+                f"{self.select_episodes}"
+            )
 
 
 def atomic_save(obj: Any, path: Path) -> None:
@@ -104,6 +121,7 @@ class OnPolicyRunner:
         self._stop = False
         self.callbacks: list[Any] = []  # called as f(runner, stats) after every iteration (benchmarks use this)
         self._last_return = float("nan")  # shown in the progress bar while no episode has ended
+        self.best: dict[str, Any] | None = None  # the best check so far: iteration, score, figures
 
     def _build_algorithm(self) -> None:
         env, cfg = self.env, self.cfg
@@ -158,6 +176,7 @@ class OnPolicyRunner:
             "obs": self.obs,
             "critic_obs": self.critic_obs,
             "history": self.history,
+            "best": self.best,
         }
 
     def _load_common(self, ck: dict[str, Any]) -> None:
@@ -166,6 +185,7 @@ class OnPolicyRunner:
         self.obs, self.critic_obs = ck["obs"], ck["critic_obs"]
         self.iteration, self.elapsed_s, self.env_steps = ck["iteration"], ck["elapsed_s"], ck["env_steps"]
         self.history = ck["history"]
+        self.best = ck.get("best")
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -186,6 +206,36 @@ class OnPolicyRunner:
             "policy": {k: v.clone() for k, v in self.policy.state_dict().items()},
             "action_size": self.env.action_size,
         }
+
+    def selected_snapshot(self) -> dict[str, Any]:
+        """The policy the run stands for now, in policy_snapshot format (with this moment's elapsed time): the best
+        checked one when selection is on and a check has run, else the current one."""
+        snap = self.policy_snapshot()
+        if self.best is not None and (self.out / BEST).is_file():
+            best = load_checkpoint(self.out / BEST)
+            snap.update(policy=best["policy"], selection=best["selection"])
+        return snap
+
+    def check(self) -> None:
+        """One selection check of the current policy; best.pt is replaced (atomically) when it beats the best."""
+        from footfall.training.evaluate import actor_from_checkpoint, numpy_policy, selection_check
+
+        cfg = self.cfg
+        snap = self.policy_snapshot()
+        policy = numpy_policy(actor_from_checkpoint(cfg, snap))
+        score, result = selection_check(cfg.task, policy, cfg.select_episodes, cfg.select_seed, dict(cfg.env_overrides))
+        figures = {
+            k: v
+            for k, v in result.items()
+            if isinstance(v, (int, float)) and k not in ("episodes", "seed", "episode_s")
+        }
+        if self.writer is not None:
+            for k, v in figures.items():
+                self.writer.add_scalar(f"select/{k}", v, self.env_steps)
+        self.history[-1].update({f"select/{k}": v for k, v in figures.items()})
+        if self.best is None or tuple(score) > tuple(self.best["score"]):
+            self.best = {"iteration": self.iteration, "score": list(score), **figures}
+            atomic_save({**snap, "selection": self.best}, self.out / BEST)
 
     def save(self) -> Path:
         path = self.out / CHECKPOINT
@@ -292,6 +342,13 @@ class OnPolicyRunner:
                 if bar is not None:
                     bar.update(min(dt, max(0.0, bar.total - bar.n)) if budget_s is not None else 1)
                     bar.set_postfix_str(self._postfix(stats))
+                if cfg.select_every and self.iteration >= cfg.select_from and self.iteration % cfg.select_every == 0:
+                    t0 = time.perf_counter()
+                    self.check()
+                    dt = time.perf_counter() - t0
+                    self.elapsed_s += dt  # the checks are part of the run's wall time
+                    if bar is not None and budget_s is not None:
+                        bar.update(min(dt, max(0.0, bar.total - bar.n)))
                 for callback in self.callbacks:
                     callback(self, stats)
                 if self.iteration % cfg.checkpoint_every == 0:
@@ -310,6 +367,8 @@ class OnPolicyRunner:
         if "episode/return" in s and np.isfinite(s["episode/return"]):  # else keep the last
             self._last_return = s["episode/return"]
         parts = [f"it {self.iteration}", f"ret {self._last_return:.2f}"]
+        if self.best is not None:
+            parts.append(f"best check {self.best['score'][0]:.3g} @ it {self.best['iteration']}")
         if "tracking/lin_vel_xy_rms_error" in s:
             parts.append(f"vel err {s['tracking/lin_vel_xy_rms_error']:.3f} m/s")
         parts.append(f"{s['perf/fps']:.0f} steps/s")
@@ -319,6 +378,15 @@ class OnPolicyRunner:
         if self.writer is not None:
             self.writer.close()
         self.env.close()
+
+
+def policy_path(run: str | Path) -> Path:
+    """The checkpoint holding the policy that a run directory (or a checkpoint file) stands for: best.pt when the
+    run's checks chose one, else checkpoint.pt."""
+    run = Path(run)
+    if run.is_dir():
+        return run / BEST if (run / BEST).is_file() else run / CHECKPOINT
+    return run
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
