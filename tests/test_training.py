@@ -413,3 +413,25 @@ def test_estimating_actor_exports_and_evaluates_from_its_checkpoint(tmp_path: Pa
     sess = ort.InferenceSession(str(tmp_path / "h1.onnx"))
     out = sess.run(None, {sess.get_inputs()[0].name: obs.numpy()})[0]
     np.testing.assert_allclose(out, actor(obs).detach().numpy(), atol=1e-5)
+
+
+def test_learning_curve_plots_the_selection_checks(tmp_path: Path) -> None:
+    """The plot writes a PNG atomically, with the checks' panel when the history has them; no history, no plot."""
+    pytest.importorskip("matplotlib")
+    from footfall.training.plots import plot_learning_curve
+
+    history = [
+        {
+            "iteration": i,
+            "time/elapsed_s": 60.0 * i,
+            "episode/return": float(i),
+            **({"select/walk_success_rate": i / 10} if i % 2 == 0 else {}),
+        }
+        for i in range(1, 9)
+    ]
+    path = plot_learning_curve(history, tmp_path / "lc.png", title="t", best_iteration=6)
+    png = path.read_bytes()
+    assert path == tmp_path / "lc.png" and png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert int.from_bytes(png[16:20], "big") == round(2 * 4.5 * 110)  # two panels (return, checks) at 110 dpi
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lc.png"]  # no temporary file left behind
+    assert plot_learning_curve([], tmp_path / "none.png") is None

@@ -6,9 +6,14 @@ from pathlib import Path
 
 
 def plot_learning_curve(
-    history: list[dict[str, float]], path: Path, title: str = "", vel_target: float | None = None
+    history: list[dict[str, float]],
+    path: Path,
+    title: str = "",
+    vel_target: float | None = None,
+    best_iteration: int | None = None,
 ) -> Path | None:
-    """Return, tracking error and episode length over wall time; `vel_target` draws an RMSE bar."""
+    """Return, tracking error and episode length over wall time; `vel_target` draws an RMSE bar. A run with
+    selection checks gets a panel of their figures, with a star on `best_iteration` (the policy in best.pt)."""
     try:
         import matplotlib
 
@@ -25,15 +30,28 @@ def plot_learning_curve(
             ("episode/return", "episode return"),
             ("tracking/lin_vel_xy_rms_error", "velocity tracking error, m/s"),
             ("episode/length_s", "episode length, s"),
+            ("select/walk_success_rate", "walk check: success at 0.5 m/s"),
+            ("select/lin_vel_rmse", "check: velocity RMSE, m/s"),
+            ("select/reach_error_m", "check: reach error, m"),
         )
         if any(k in h for h in history)
     ]
+    checks = [pk for pk in panels if pk[0].startswith("select/")]
+    panels = [pk for pk in panels if not pk[0].startswith("select/")] + checks[:1]  # one panel of checks: the bar's
     if not panels:
         return None
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.4), squeeze=False)
     for ax, (k, label) in zip(axes[0], panels):
         xs = [ti for ti, h in zip(t, history) if k in h]
-        ax.plot(xs, [h[k] for h in history if k in h], lw=1.5)
+        ys = [h[k] for h in history if k in h]
+        if k.startswith("select/"):  # sparse points: the checks that chose best.pt (star)
+            ax.plot(xs, ys, "o-", ms=3, lw=1)
+            best = [(ti, h[k]) for ti, h in zip(t, history) if k in h and h.get("iteration") == best_iteration]
+            if best:
+                ax.plot(*best[0], "*", ms=12, color="tab:orange", label=f"best.pt (iteration {best_iteration})")
+                ax.legend()
+        else:
+            ax.plot(xs, ys, lw=1.5)
         ax.set_xlabel("wall time, min")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)

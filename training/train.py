@@ -59,7 +59,13 @@ def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: b
 
     metric, threshold, _ = BARS.get(family_of_task(cfg.task), ("", 0.0, ""))
     vel_target = threshold if metric == "lin_vel_rmse" else None  # the biped's bar is walk success, the arm's reach
-    png = plot_learning_curve(runner.history, out / "learning_curve.png", title=cfg.task, vel_target=vel_target)
+    png = plot_learning_curve(
+        runner.history,
+        out / "learning_curve.png",
+        title=cfg.task,
+        vel_target=vel_target,
+        best_iteration=runner.best["iteration"] if runner.best else None,
+    )
     return {
         "run": str(out),
         "iteration": runner.iteration,
