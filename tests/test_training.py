@@ -274,6 +274,15 @@ def test_selection_keeps_the_best_checked_policy_and_the_run_stands_for_it(
     again.load()
     assert again.best == runner.best
     again.close()
+    # A check after the last checkpoint wrote a better best.pt, then the run died: resuming keeps the file's best.
+    atomic_save({**best, "selection": {**best["selection"], "iteration": 5, "score": [1.0]}}, tmp_path / "run" / BEST)
+    again = make_runner(cfg, tmp_path / "run", log=False)
+    again.load()
+    assert again.best["iteration"] == 5 and again.best["score"] == [1.0]
+    again.close()
+    (tmp_path / "run" / "checkpoint.pt").unlink()  # best.pt alone still marks the directory as a run's
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(cfg, tmp_path / "run", progress=False)
 
 
 @pytest.mark.parametrize("task", ["footfall/Quadruped-Walk-Flat-v0", "footfall/Arm-Reach-v1"])

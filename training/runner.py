@@ -186,6 +186,10 @@ class OnPolicyRunner:
         self.iteration, self.elapsed_s, self.env_steps = ck["iteration"], ck["elapsed_s"], ck["env_steps"]
         self.history = ck["history"]
         self.best = ck.get("best")
+        if (
+            self.out / BEST
+        ).is_file():  # a check after the last checkpoint may have written a better one: the file wins
+            self.best = load_checkpoint(self.out / BEST).get("selection", self.best)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -368,7 +372,9 @@ class OnPolicyRunner:
             self._last_return = s["episode/return"]
         parts = [f"it {self.iteration}", f"ret {self._last_return:.2f}"]
         if self.best is not None:
-            parts.append(f"best check {self.best['score'][0]:.3g} @ it {self.best['iteration']}")
+            name = next((k for k in ("walk_success_rate", "lin_vel_rmse", "reach_error_m") if k in self.best), None)
+            if name is not None:
+                parts.append(f"best check {name} {self.best[name]:.3g} @ it {self.best['iteration']}")
         if "tracking/lin_vel_xy_rms_error" in s:
             parts.append(f"vel err {s['tracking/lin_vel_xy_rms_error']:.3f} m/s")
         parts.append(f"{s['perf/fps']:.0f} steps/s")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from footfall.training.runner import (
+    BEST,
     CHECKPOINT,
     OnPolicyRunner,
     RunConfig,
@@ -35,9 +36,9 @@ def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: b
         budget = {"minutes": cfg.minutes, "max_iterations": cfg.max_iterations}
         cfg = dataclasses.replace(run_config_from_dict(saved), **budget)
         print(f"Resuming {out} at iteration {ck['iteration']} ({ck['elapsed_s'] / 60:.1f} min trained).")
-    elif ck_path.exists():
+    elif ck_path.exists() or (out / BEST).exists():
         raise ValueError(
-            f"{out} already holds a run ({CHECKPOINT}); pass --resume to continue it, or choose another --out"
+            f"{out} already holds a run ({CHECKPOINT} or {BEST}); pass --resume to continue it, or choose another --out"
         )
     runner = make_runner(cfg, out)
     if resume:
