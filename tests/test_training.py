@@ -285,6 +285,22 @@ def test_selection_keeps_the_best_checked_policy_and_the_run_stands_for_it(
         train(cfg, tmp_path / "run", progress=False)
 
 
+def test_selection_checks_do_not_change_what_training_learns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same seed trains the same parameters with checks after every iteration as without them."""
+    import footfall.training.evaluate as ev
+
+    monkeypatch.setattr(ev, "selection_check", lambda *a, **k: ((0.0,), {"walk_success_rate": 0.0}))
+    params = []
+    for every in (0, 1):
+        cfg = dataclasses.replace(tiny(), max_iterations=3, select_every=every, select_from=1)
+        r = make_runner(cfg, tmp_path / f"run{every}", log=False)
+        r.train(progress=False)
+        params.append(_policy_params(r))
+        r.close()
+    assert (tmp_path / "run1" / "best.pt").is_file() and not (tmp_path / "run0" / "best.pt").exists()
+    torch.testing.assert_close(params[0], params[1], rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("task", ["footfall/Quadruped-Walk-Flat-v0", "footfall/Arm-Reach-v1"])
 def test_selection_check_scores_the_robots_bar(task: str) -> None:
     """A policy that holds still: the quadruped's score is (falls within 5%, -RMSE), the arm's -reach error."""

@@ -226,7 +226,8 @@ class OnPolicyRunner:
 
         cfg = self.cfg
         snap = self.policy_snapshot()
-        policy = numpy_policy(actor_from_checkpoint(cfg, snap))
+        with torch.random.fork_rng():  # building the actor draws initial weights: keep them off training's generator
+            policy = numpy_policy(actor_from_checkpoint(cfg, snap))
         score, result = selection_check(cfg.task, policy, cfg.select_episodes, cfg.select_seed, dict(cfg.env_overrides))
         figures = {
             k: v
