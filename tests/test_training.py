@@ -285,6 +285,31 @@ def test_selection_keeps_the_best_checked_policy_and_the_run_stands_for_it(
         train(cfg, tmp_path / "run", progress=False)
 
 
+def test_the_final_policy_is_checked_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checks every 2 iterations over 3: iteration 2, then the last (3), which wins here; not after an interrupt."""
+    import footfall.training.evaluate as ev
+
+    checked: list[int] = []
+
+    def fake_check(*a, **k):
+        checked.append(runner.iteration)
+        return (len(checked) / 10,), {"walk_success_rate": len(checked) / 10}
+
+    monkeypatch.setattr(ev, "selection_check", fake_check)
+    cfg = dataclasses.replace(tiny(), max_iterations=3, select_every=2, select_from=1)
+    runner = make_runner(cfg, tmp_path / "run", log=False)
+    runner.train(progress=False)
+    assert checked == [2, 3] and runner.best["iteration"] == 3
+    assert load_checkpoint(tmp_path / "run" / "best.pt")["iteration"] == 3
+    runner.close()
+    checked.clear()
+    runner = make_runner(dataclasses.replace(cfg, max_iterations=5), tmp_path / "stopped", log=False)
+    runner.callbacks.append(lambda r, s: setattr(r, "_stop", r.iteration == 3))  # as Ctrl-C / SIGTERM does
+    runner.train(progress=False)
+    assert checked == [2] and runner.iteration == 3
+    runner.close()
+
+
 def test_selection_checks_do_not_change_what_training_learns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same seed trains the same parameters with checks after every iteration as without them."""
     import footfall.training.evaluate as ev

@@ -329,9 +329,10 @@ class OnPolicyRunner:
             else:
                 bar = tqdm(total=cfg.max_iterations, initial=self.iteration, unit="it", dynamic_ncols=True, desc=name)
         stats: dict[str, float] = {}
+        reserve_s = 0.0  # the last check's duration, held back from the budget for the final check
         try:
             while self.iteration < cfg.max_iterations and not self._stop:
-                if budget_s is not None and self.elapsed_s >= budget_s:
+                if budget_s is not None and self.elapsed_s + reserve_s >= budget_s:
                     break
                 t0 = time.perf_counter()
                 stats = self.iterate()
@@ -348,16 +349,15 @@ class OnPolicyRunner:
                     bar.update(min(dt, max(0.0, bar.total - bar.n)) if budget_s is not None else 1)
                     bar.set_postfix_str(self._postfix(stats))
                 if cfg.select_every and self.iteration >= cfg.select_from and self.iteration % cfg.select_every == 0:
-                    t0 = time.perf_counter()
-                    self.check()
-                    dt = time.perf_counter() - t0
-                    self.elapsed_s += dt  # the checks are part of the run's wall time
-                    if bar is not None and budget_s is not None:
-                        bar.update(min(dt, max(0.0, bar.total - bar.n)))
+                    reserve_s = self._timed_check(bar, budget_s)
                 for callback in self.callbacks:
                     callback(self, stats)
                 if self.iteration % cfg.checkpoint_every == 0:
                     self.save()
+            # The final policy is a candidate too (it may be the first to pass), unless the run was interrupted.
+            checked = bool(self.history) and any(k.startswith("select/") for k in self.history[-1])
+            if cfg.select_every and not self._stop and self.iteration >= cfg.select_from and not checked:
+                self._timed_check(bar, budget_s)
             self.save()
         finally:
             for s, h in old.items():
@@ -367,6 +367,15 @@ class OnPolicyRunner:
             if self.writer is not None:
                 self.writer.flush()
         return stats
+
+    def _timed_check(self, bar: Any, budget_s: float | None) -> float:
+        t0 = time.perf_counter()
+        self.check()
+        dt = time.perf_counter() - t0
+        self.elapsed_s += dt  # the checks are part of the run's wall time
+        if bar is not None and budget_s is not None:
+            bar.update(min(dt, max(0.0, bar.total - bar.n)))
+        return dt
 
     def _postfix(self, s: dict[str, float]) -> str:
         if "episode/return" in s and np.isfinite(s["episode/return"]):  # else keep the last
