@@ -479,7 +479,9 @@ def test_learning_curve_plots_the_selection_checks(tmp_path: Path) -> None:
         }
         for i in range(1, 9)
     ]
-    path = plot_learning_curve(history, tmp_path / "lc.png", title="t", best_iteration=6)
+    path = plot_learning_curve(
+        history, tmp_path / "lc.png", title="t", best_iteration=6, check_metric="walk_success_rate"
+    )
     png = path.read_bytes()
     assert path == tmp_path / "lc.png" and png[:8] == b"\x89PNG\r\n\x1a\n"
     assert int.from_bytes(png[16:20], "big") == round(2 * 4.5 * 110)  # two panels (return, checks) at 110 dpi

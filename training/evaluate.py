@@ -196,22 +196,32 @@ def evaluate_reach(
     }
 
 
+def evaluate_bar(
+    task_id: str, policy: Policy, episodes: int, seed: int = 12345, env_overrides: dict | None = None
+) -> dict[str, Any]:
+    """The episodes of the robot's bar (BARS): reach targets (arm), the walk test at 0.5 m/s (biped), or random
+    commands (quadruped)."""
+    family = family_of_task(task_id)
+    if family == "arm":
+        return evaluate_reach(task_id, policy, episodes=episodes, seed=seed, env_overrides=env_overrides)
+    walk = WALK_COMMAND if family == "biped" else None
+    return evaluate_legged(
+        task_id, policy, episodes=episodes, seed=seed, env_overrides=env_overrides, fixed_command=walk
+    )
+
+
 def selection_check(
     task_id: str, policy: Policy, episodes: int, seed: int, env_overrides: dict | None = None
 ) -> tuple[tuple[float, ...], dict[str, Any]]:
     """(score, figures) of `policy` on its robot's bar, for choosing among a run's policies (higher is better,
     compared as tuples). Biped: walk success at 0.5 m/s, then closeness of the mean speed to it. Quadruped: falls
     within 5%, then velocity RMSE. Arm: reach error."""
+    r = evaluate_bar(task_id, policy, episodes, seed, env_overrides)
     family = family_of_task(task_id)
     if family == "arm":
-        r = evaluate_reach(task_id, policy, episodes=episodes, seed=seed, env_overrides=env_overrides)
         return (-r["reach_error_m"],), r
     if family == "biped":
-        r = evaluate_legged(
-            task_id, policy, episodes=episodes, seed=seed, env_overrides=env_overrides, fixed_command=WALK_COMMAND
-        )
         return (r["walk_success_rate"], -abs(r["mean_forward_speed"] - WALK_COMMAND[0])), r
-    r = evaluate_legged(task_id, policy, episodes=episodes, seed=seed, env_overrides=env_overrides)
     rmse = r["lin_vel_rmse"] if np.isfinite(r["lin_vel_rmse"]) else float("inf")
     return (-float(r["fall_rate"] > 0.05), -rmse), r
 

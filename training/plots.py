@@ -11,9 +11,10 @@ def plot_learning_curve(
     title: str = "",
     vel_target: float | None = None,
     best_iteration: int | None = None,
+    check_metric: str = "",
 ) -> Path | None:
     """Return, tracking error and episode length over wall time; `vel_target` draws an RMSE bar. A run with
-    selection checks gets a panel of their figures, with a star on `best_iteration` (the policy in best.pt)."""
+    selection checks gets a panel of their `check_metric`, with a star on `best_iteration` (the policy in best.pt)."""
     try:
         import matplotlib
 
@@ -30,14 +31,10 @@ def plot_learning_curve(
             ("episode/return", "episode return"),
             ("tracking/lin_vel_xy_rms_error", "velocity tracking error, m/s"),
             ("episode/length_s", "episode length, s"),
-            ("select/walk_success_rate", "walk check: success at 0.5 m/s"),
-            ("select/lin_vel_rmse", "check: velocity RMSE, m/s"),
-            ("select/reach_error_m", "check: reach error, m"),
+            (f"select/{check_metric}", f"selection checks: {check_metric}"),
         )
         if any(k in h for h in history)
     ]
-    checks = [pk for pk in panels if pk[0].startswith("select/")]
-    panels = [pk for pk in panels if not pk[0].startswith("select/")] + checks[:1]  # one panel of checks: the bar's
     if not panels:
         return None
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.4), squeeze=False)

@@ -176,7 +176,6 @@ class OnPolicyRunner:
             "obs": self.obs,
             "critic_obs": self.critic_obs,
             "history": self.history,
-            "best": self.best,
         }
 
     def _load_common(self, ck: dict[str, Any]) -> None:
@@ -185,11 +184,8 @@ class OnPolicyRunner:
         self.obs, self.critic_obs = ck["obs"], ck["critic_obs"]
         self.iteration, self.elapsed_s, self.env_steps = ck["iteration"], ck["elapsed_s"], ck["env_steps"]
         self.history = ck["history"]
-        self.best = ck.get("best")
-        if (
-            self.out / BEST
-        ).is_file():  # a check after the last checkpoint may have written a better one: the file wins
-            self.best = load_checkpoint(self.out / BEST).get("selection", self.best)
+        best = self.out / BEST  # the best check lives in best.pt alone (it may be newer than this checkpoint)
+        self.best = load_checkpoint(best)["selection"] if best.is_file() else None
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -215,7 +211,7 @@ class OnPolicyRunner:
         """The policy the run stands for now, in policy_snapshot format (with this moment's elapsed time): the best
         checked one when selection is on and a check has run, else the current one."""
         snap = self.policy_snapshot()
-        if self.best is not None and (self.out / BEST).is_file():
+        if self.best is not None:  # (set only with best.pt written)
             best = load_checkpoint(self.out / BEST)
             snap.update(policy=best["policy"], selection=best["selection"])
         return snap
@@ -382,8 +378,10 @@ class OnPolicyRunner:
             self._last_return = s["episode/return"]
         parts = [f"it {self.iteration}", f"ret {self._last_return:.2f}"]
         if self.best is not None:
-            name = next((k for k in ("walk_success_rate", "lin_vel_rmse", "reach_error_m") if k in self.best), None)
-            if name is not None:
+            from footfall.training.evaluate import BARS, family_of_task
+
+            name = BARS[family_of_task(self.cfg.task)][0]
+            if name in self.best:
                 parts.append(f"best check {name} {self.best[name]:.3g} @ it {self.best['iteration']}")
         if "tracking/lin_vel_xy_rms_error" in s:
             parts.append(f"vel err {s['tracking/lin_vel_xy_rms_error']:.3f} m/s")

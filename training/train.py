@@ -66,6 +66,7 @@ def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: b
         title=cfg.task,
         vel_target=vel_target,
         best_iteration=runner.best["iteration"] if runner.best else None,
+        check_metric=metric,
     )
     return {
         "run": str(out),
