@@ -41,6 +41,8 @@ def bar_of(preset: str) -> tuple[str, float, str]:
 def passes(preset: str, result: dict[str, Any]) -> bool:
     metric, threshold, _ = bar_of(preset)
     value = result[metric]
+    if value is None:  # nothing to measure: every episode fell at once
+        return False
     if metric == "lin_vel_rmse":
         return bool(value <= threshold and result["fall_rate"] <= 0.05)
     if metric == "walk_success_rate":
@@ -251,6 +253,15 @@ def time_to_threshold(preset: str, curve: list[dict[str, Any]]) -> float | None:
     return next((c["elapsed_s"] for c in curve if passes(preset, c)), None)
 
 
+def _num(x: float | None) -> float:
+    """A figure for a plot: None (nothing measured) leaves a gap."""
+    return np.nan if x is None else x
+
+
+def _fmt(x: float | None, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
 def plot(preset: str, ours: dict[int, list[dict]], sb3: list[dict] | None, path: Path, title: str) -> Path | None:
     try:
         import matplotlib
@@ -271,7 +282,7 @@ def plot(preset: str, ours: dict[int, list[dict]], sb3: list[dict] | None, path:
         for seed, curve in sorted(ours.items()):
             sx.plot(
                 [c["elapsed_s"] / 60 for c in curve],
-                [c.get("mean_forward_speed", np.nan) for c in curve],
+                [_num(c.get("mean_forward_speed")) for c in curve],
                 "o-",
                 ms=3,
                 label=f"footfall PPO, seed {seed}",
@@ -284,7 +295,7 @@ def plot(preset: str, ours: dict[int, list[dict]], sb3: list[dict] | None, path:
     blues = plt.cm.Blues(np.linspace(0.55, 0.95, max(len(ours), 1)))
     for (seed, curve), color in zip(sorted(ours.items()), blues):
         algo = "SAC" if preset.startswith("arm") else "PPO"
-        xs, ys = [c["elapsed_s"] / 60 for c in curve], [c[metric] for c in curve]
+        xs, ys = [c["elapsed_s"] / 60 for c in curve], [_num(c.get(metric)) for c in curve]
         ax.plot(xs, ys, "o-", ms=3, color=color, label=f"footfall {algo}, seed {seed}")
         t = time_to_threshold(preset, curve)
         if t is not None:
@@ -292,7 +303,7 @@ def plot(preset: str, ours: dict[int, list[dict]], sb3: list[dict] | None, path:
     if sb3:
         ax.plot(
             [c["elapsed_s"] / 60 for c in sb3],
-            [c[metric] for c in sb3],
+            [_num(c.get(metric)) for c in sb3],
             "s-",
             ms=4,
             color="tab:orange",
@@ -387,7 +398,7 @@ def run(
     )
     fmt_t = lambda t: "never" if t is None else f"{t / 60:.1f} min"  # noqa: E731
     rows = [
-        (f"footfall seed {s}", fmt_t(times[s]), f"{c[-1][metric]:.4g}", f"{c[-1].get('fall_rate', 0):.2f}")
+        (f"footfall seed {s}", fmt_t(times[s]), _fmt(c[-1].get(metric), ".4g"), _fmt(c[-1].get("fall_rate"), ".2f"))
         for s, c in ours.items()
     ]
     sb3_time = time_to_threshold(preset, sb3_curve) if sb3_curve else None
@@ -397,8 +408,8 @@ def run(
             (
                 "SB3 PPO seed 0",
                 fmt_t(sb3_time),
-                f"{last.get(metric, float('nan')):.4g}",
-                f"{last.get('fall_rate', float('nan')):.2f}",
+                _fmt(last.get(metric), ".4g"),
+                _fmt(last.get("fall_rate"), ".2f"),
             )
         )
     print()
@@ -421,7 +432,9 @@ def run(
         "curves": {"footfall": {str(s): c for s, c in ours.items()}, "sb3": sb3_curve},
         **m,
     }
-    (out / "result.json").write_text(json.dumps(result, indent=1))
+    from footfall.training.runner import atomic_write_text
+
+    atomic_write_text(json.dumps(result, indent=1), out / "result.json")
     compact = {k: v for k, v in result.items() if k != "curves"}
     return compact
 

@@ -126,11 +126,11 @@ def sim2sim(
         bar.close()
     ok = [e for e in episodes if not e["fell"]]
     errs = [x for e in ok for x in e["sq_err"]]
-    rmse = float(math.sqrt(np.mean(errs))) if errs else float("nan")
+    rmse = float(math.sqrt(np.mean(errs))) if errs else None  # None: every episode fell before a measured tick
     ref = reference_rmse if reference_rmse is not None else policy.eval_report.get("lin_vel_rmse")
     falls = sum(e["fell"] for e in episodes)
     cots = [e["cost_of_transport"] for e in episodes if e["cost_of_transport"] is not None]
-    passed = falls == 0 and ref is not None and math.isfinite(rmse) and rmse <= (1 + cfg.rmse_tolerance) * ref
+    passed = falls == 0 and ref is not None and rmse is not None and rmse <= (1 + cfg.rmse_tolerance) * ref
     return {
         "policy": str(policy_path),
         "robot": spec.name,
@@ -141,7 +141,7 @@ def sim2sim(
         "fall_reasons": sorted({e["fault"] for e in episodes if e["fault"]}),
         "lin_vel_rmse": rmse,
         "reference_rmse": ref,
-        "rmse_ratio": rmse / ref if ref else None,
+        "rmse_ratio": rmse / ref if ref and rmse is not None else None,
         "torque_saturation": float(np.mean([e["torque_saturation"] for e in episodes])),
         "cost_of_transport": float(np.median(cots)) if cots else None,
         "pass": bool(passed),

@@ -252,7 +252,7 @@ def _cmd_sim2sim(args: argparse.Namespace) -> int:
                 f"{args.latency_ms[0]:g}-{args.latency_ms[1]:g}",
                 str(r["episodes"]),
                 str(r["falls"]),
-                f"{r['lin_vel_rmse']:.3f}",
+                f"{r['lin_vel_rmse']:.3f}" if r["lin_vel_rmse"] is not None else "-",
                 f"{r['reference_rmse']:.3f}" if r["reference_rmse"] else "-",
                 f"{r['rmse_ratio']:.2f}" if r["rmse_ratio"] else "-",
                 f"{r['torque_saturation']:.1%}",

@@ -285,6 +285,30 @@ def test_selection_keeps_the_best_checked_policy_and_the_run_stands_for_it(
         train(cfg, tmp_path / "run", progress=False)
 
 
+def test_the_wall_clock_budget_ends_the_run_inside_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`minutes` is a bound: the run stops before an iteration that would overrun it (the next is taken to be as long
+    as the last), and says it was not interrupted. On a fake clock, 0.15 s iterations in a 1 s budget: 6 of them
+    (0.9 s); a seventh would end at 1.05 s."""
+    import types
+
+    import footfall.training.runner as runner_module
+
+    clock = [0.0]
+    monkeypatch.setattr(runner_module, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    cfg = dataclasses.replace(tiny(), max_iterations=1000, minutes=1.0 / 60)
+    runner = make_runner(cfg, tmp_path / "run", log=False)
+
+    def iteration() -> dict[str, float]:
+        clock[0] += 0.15
+        return {}
+
+    monkeypatch.setattr(runner, "iterate", iteration)
+    runner.train(progress=False)
+    assert runner.iteration == 6 and runner.elapsed_s == pytest.approx(0.9)
+    assert not runner.interrupted
+    runner.close()
+
+
 def test_the_final_policy_is_checked_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Checks every 2 iterations over 3: iteration 2, then the last (3), which wins here; not after an interrupt."""
     import footfall.training.evaluate as ev
@@ -361,6 +385,27 @@ def test_walking_evaluation_holds_the_command_and_scores_speed() -> None:
     assert r["walk_success_rate"] == 0.0
     assert abs(r["mean_forward_speed"]) < 0.1
     assert r["command"] == [0.5, 0.0, 0.0]
+
+
+def test_evaluation_with_nothing_to_measure_writes_null_not_nan() -> None:
+    """When every episode falls at once there is no RMSE or cost of transport: the figures are None (JSON null, which
+    strict parsers accept, where NaN is not JSON), the selection ranks the policy last, and the bar fails."""
+    import json
+
+    import numpy as np
+
+    from footfall.benchmarks.train_bench import passes
+    from footfall.training.evaluate import selection_check
+
+    task = "footfall/Quadruped-Walk-Flat-v0"
+    zero = lambda obs: np.zeros((obs.shape[0], 12))  # noqa: E731
+    # a base-height limit above the standing height ends every episode on its first step
+    score, r = selection_check(task, zero, episodes=2, seed=0, env_overrides={"terminate_height_frac": 5.0})
+    assert r["fall_rate"] == 1.0
+    assert r["lin_vel_rmse"] is None and r["cost_of_transport"] is None
+    json.loads(json.dumps(r, allow_nan=False))
+    assert score == (-1.0, -float("inf"))
+    assert not passes("quadruped-flat", r)
 
 
 def test_sb3_sees_our_task_through_its_vec_env_interface() -> None:

@@ -8,6 +8,8 @@ Legged tasks: each episode is 20 s of commands held 5 s each, drawn (seeded) fro
   walk_success_rate  (biped) share of episodes at a held 0.5 m/s command that did not fall and whose mean
                      forward speed was within 20% of it
 Arm: one target per episode; reach_error_m is the mean final end-effector error.
+A figure with nothing to measure (RMSE when every episode fell at once, cost of transport when none moved) is None,
+which JSON writes as null.
 """
 
 from __future__ import annotations
@@ -152,15 +154,15 @@ def evaluate_legged(
             frames.append(renderer(task))
     task.close()
     ok = counted > 0
-    rmse = float(np.sqrt(sq_err[ok].sum() / counted[ok].sum())) if ok.any() else float("nan")
+    rmse = round(float(np.sqrt(sq_err[ok].sum() / counted[ok].sum())), 4) if ok.any() else None
     moved = alive & (path > 0.5)
-    cot = float(np.median(energy[moved] / (mass * 9.81 * path[moved]))) if moved.any() else float("nan")
+    cot = round(float(np.median(energy[moved] / (mass * 9.81 * path[moved]))), 4) if moved.any() else None
     result = {
         "task": task_id,
         "episodes": episodes,
-        "lin_vel_rmse": round(rmse, 4),
+        "lin_vel_rmse": rmse,
         "fall_rate": round(float(1 - alive.mean()), 4),
-        "cost_of_transport": round(cot, 4),
+        "cost_of_transport": cot,
         "episode_s": episode_s,
         "seed": seed,
     }
@@ -222,7 +224,7 @@ def selection_check(
         return (-r["reach_error_m"],), r
     if family == "biped":
         return (r["walk_success_rate"], -abs(r["mean_forward_speed"] - WALK_COMMAND[0])), r
-    rmse = r["lin_vel_rmse"] if np.isfinite(r["lin_vel_rmse"]) else float("inf")
+    rmse = r["lin_vel_rmse"] if r["lin_vel_rmse"] is not None else float("inf")
     return (-float(r["fall_rate"] > 0.05), -rmse), r
 
 

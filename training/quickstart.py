@@ -69,12 +69,13 @@ def quickstart(
 
     if "train" not in state:
         print("\n[1/6] train", flush=True)
+        from footfall.training.runner import atomic_write_text
         from footfall.training.train import train
 
         cfg = dataclasses.replace(preset("quadruped-flat"), minutes=minutes)
         summary = train(cfg, run, resume=(run / "checkpoint.pt").is_file())
-        (run / "progress.json").write_text(json.dumps({"elapsed_s": summary["elapsed_s"]}))
-        if summary["elapsed_s"] < minutes * 60 - 1 and summary["iteration"] < cfg.max_iterations:
+        atomic_write_text(json.dumps({"elapsed_s": summary["elapsed_s"]}), run / "progress.json")
+        if summary["interrupted"]:
             print(f"\nstopped after {summary['elapsed_s'] / 60:.1f} min of training; run the same command to continue")
             return 130
         state["train"] = summary

@@ -46,7 +46,7 @@ class RunConfig:
     num_envs: int = 1024
     seed: int = 0
     max_iterations: int = 1000
-    minutes: float | None = None  # wall-clock budget; stops cleanly (with a checkpoint) when it runs out
+    minutes: float | None = None  # wall-clock budget: stops (with a checkpoint) before an iteration would overrun it
     checkpoint_every: int = 25  # iterations
     torch_threads: int = 2
     env_overrides: tuple[tuple[str, Any], ...] = ()  # (field, value) pairs applied to the task config
@@ -305,6 +305,11 @@ class OnPolicyRunner:
     def _handle_signal(self, signum: int, frame: Any) -> None:
         self._stop = True
 
+    @property
+    def interrupted(self) -> bool:
+        """Whether Ctrl-C or SIGTERM stopped the last `train` before its budget or iteration count."""
+        return self._stop
+
     def train(self, progress: bool = True) -> dict[str, float]:
         cfg = self.cfg
         budget_s = cfg.minutes * 60 if cfg.minutes is not None else None
@@ -325,15 +330,17 @@ class OnPolicyRunner:
             else:
                 bar = tqdm(total=cfg.max_iterations, initial=self.iteration, unit="it", dynamic_ncols=True, desc=name)
         stats: dict[str, float] = {}
-        reserve_s = 0.0  # the last check's duration, held back from the budget for the final check
+        reserve_s = 0.0  # the longest check so far, held back from the budget for the final check
+        last_s = 0.0  # the last iteration's duration: the next is taken to be as long, so a run ends inside its budget
         try:
             while self.iteration < cfg.max_iterations and not self._stop:
-                if budget_s is not None and self.elapsed_s + reserve_s >= budget_s:
+                if budget_s is not None and self.elapsed_s + last_s + reserve_s >= budget_s:
                     break
                 t0 = time.perf_counter()
                 stats = self.iterate()
                 dt = time.perf_counter() - t0
                 self.elapsed_s += dt
+                last_s = dt
                 self.iteration += 1
                 stats["perf/fps"] = self.steps_per_iteration() / dt
                 stats["time/elapsed_s"] = self.elapsed_s
@@ -345,7 +352,7 @@ class OnPolicyRunner:
                     bar.update(min(dt, max(0.0, bar.total - bar.n)) if budget_s is not None else 1)
                     bar.set_postfix_str(self._postfix(stats))
                 if cfg.select_every and self.iteration >= cfg.select_from and self.iteration % cfg.select_every == 0:
-                    reserve_s = self._timed_check(bar, budget_s)
+                    reserve_s = max(reserve_s, self._timed_check(bar, budget_s))
                 for callback in self.callbacks:
                     callback(self, stats)
                 if self.iteration % cfg.checkpoint_every == 0:

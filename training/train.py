@@ -73,6 +73,7 @@ def train(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: b
         "iteration": runner.iteration,
         "elapsed_s": round(runner.elapsed_s, 1),
         "env_steps": runner.env_steps,
+        "interrupted": runner.interrupted,
         "learning_curve": str(png) if png else None,
         **({"selected": runner.best} if runner.best is not None else {}),
         **{k: round(v, 4) for k, v in stats.items() if k.startswith(("episode", "tracking"))},
