@@ -277,14 +277,16 @@ def plot(preset: str, ours: dict[int, list[dict]], sb3: list[dict] | None, path:
     speed = metric == "walk_success_rate"
     fig, axes = plt.subplots(1, 2 if speed else 1, figsize=(12 if speed else 7, 4.2), squeeze=False)
     ax = axes[0, 0]
+    blues = plt.cm.Blues(np.linspace(0.55, 0.95, max(len(ours), 1)))  # one colour per seed, the same in both panels
     if speed:
         sx = axes[0, 1]
-        for seed, curve in sorted(ours.items()):
+        for (seed, curve), color in zip(sorted(ours.items()), blues):
             sx.plot(
                 [c["elapsed_s"] / 60 for c in curve],
                 [_num(c.get("mean_forward_speed")) for c in curve],
                 "o-",
                 ms=3,
+                color=color,
                 label=f"footfall PPO, seed {seed}",
             )
         sx.axhline(0.5, color="tab:red", ls="--", lw=1, label="commanded 0.5 m/s")
@@ -292,7 +294,6 @@ def plot(preset: str, ours: dict[int, list[dict]], sb3: list[dict] | None, path:
         sx.set_ylabel("mean forward speed at a 0.5 m/s command, m/s")
         sx.grid(alpha=0.3)
         sx.legend(fontsize=8)
-    blues = plt.cm.Blues(np.linspace(0.55, 0.95, max(len(ours), 1)))
     for (seed, curve), color in zip(sorted(ours.items()), blues):
         algo = "SAC" if preset.startswith("arm") else "PPO"
         xs, ys = [c["elapsed_s"] / 60 for c in curve], [_num(c.get(metric)) for c in curve]
