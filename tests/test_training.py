@@ -307,6 +307,12 @@ def test_the_wall_clock_budget_ends_the_run_inside_it(tmp_path: Path, monkeypatc
     assert runner.iteration == 6 and runner.elapsed_s == pytest.approx(0.9)
     assert not runner.interrupted
     runner.close()
+    again = make_runner(cfg, tmp_path / "run", log=False)  # resumed, it knows the last iteration's length: no 7th
+    again.load()
+    monkeypatch.setattr(again, "iterate", iteration)
+    again.train(progress=False)
+    assert again.iteration == 6
+    again.close()
 
 
 def test_the_final_policy_is_checked_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

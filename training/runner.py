@@ -330,8 +330,11 @@ class OnPolicyRunner:
             else:
                 bar = tqdm(total=cfg.max_iterations, initial=self.iteration, unit="it", dynamic_ncols=True, desc=name)
         stats: dict[str, float] = {}
-        reserve_s = 0.0  # the longest check so far, held back from the budget for the final check
-        last_s = 0.0  # the last iteration's duration: the next is taken to be as long, so a run ends inside its budget
+        # So that a run ends inside its budget, the next iteration is taken to be as long as the last, and the longest
+        # check so far is held back for the final check; after a resume both come from the history.
+        last = self.history[-1] if self.history else {}
+        last_s = self.steps_per_iteration() / last["perf/fps"] if last.get("perf/fps") else 0.0
+        reserve_s = max((h.get("perf/check_s", 0.0) for h in self.history), default=0.0)
         try:
             while self.iteration < cfg.max_iterations and not self._stop:
                 if budget_s is not None and self.elapsed_s + last_s + reserve_s >= budget_s:
@@ -376,6 +379,9 @@ class OnPolicyRunner:
         self.check()
         dt = time.perf_counter() - t0
         self.elapsed_s += dt  # the checks are part of the run's wall time
+        self.history[-1]["perf/check_s"] = dt
+        if self.writer is not None:
+            self.writer.add_scalar("perf/check_s", dt, self.env_steps)
         if bar is not None and budget_s is not None:
             bar.update(min(dt, max(0.0, bar.total - bar.n)))
         return dt
