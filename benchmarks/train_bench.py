@@ -1,7 +1,8 @@
 """Time to a trained policy: footfall's trainer against Stable-Baselines3 PPO, same task, same budget, this machine.
 
 For each seed, a preset trains from scratch for a wall-clock budget. Every `snapshot_every_s` of training time the
-policy the run stands for is saved (with `select_every` on, the best checked so far; see training/runner.py); after
+policy the run stands for is saved (with `select_every` on, the best checked so far, see training/runner.py, and
+then also whenever a check finds a new best); after
 training, each snapshot is evaluated with the deterministic policy and randomization on (`footfall.training.evaluate`),
 so the evaluation never slows the clock it is measured against (the selection checks, part of training, do). A
 snapshot passes when it meets the preset's bar:
@@ -72,12 +73,18 @@ def train_ours(cfg: Any, out: Path, snapshot_every_s: float) -> list[Path]:
     snaps.mkdir(parents=True, exist_ok=True)
     runner = make_runner(cfg, out)
     saved: list[Path] = []
+    due = [snapshot_every_s]  # the clock's next snapshot time
 
     def snapshot(r: Any, stats: dict) -> None:
-        if r.elapsed_s >= snapshot_every_s * (len(saved) + 1):
+        # On the clock, and whenever a check has just chosen the current policy: stamped at the next clock snapshot,
+        # a better best.pt found between two would pass the bar minutes later than it did.
+        new_best = r.best is not None and r.best["iteration"] == r.iteration
+        if r.elapsed_s >= due[0] or new_best:
             path = snaps / f"it{r.iteration:06d}-t{r.elapsed_s:07.1f}s.pt"
             atomic_save(r.selected_snapshot(), path)  # with selection on, the best checked so far
             saved.append(path)
+            while due[0] <= r.elapsed_s:
+                due[0] += snapshot_every_s
 
     runner.callbacks.append(snapshot)
     try:

@@ -232,6 +232,25 @@ def test_policy_snapshots_evaluate_like_the_run(tmp_path: Path) -> None:
     assert all({"elapsed_s", "lin_vel_rmse", "fall_rate"} <= set(c) for c in curve)
 
 
+def test_bench_snapshots_each_new_best_as_it_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With selection on, the benchmark snapshots a policy when a check makes it the best (iterations 1 and 2 here,
+    not 3 or 4, which score lower), not only on its clock, plus the run's end."""
+    import footfall.training.evaluate as ev
+    from footfall.benchmarks.train_bench import train_ours
+
+    scores = iter([0.3, 0.9, 0.5, 0.2])
+
+    def fake_check(*a, **k):
+        s = next(scores)
+        return (s,), {"walk_success_rate": s}
+
+    monkeypatch.setattr(ev, "selection_check", fake_check)
+    cfg = dataclasses.replace(tiny(), max_iterations=4, select_every=1, select_from=1)
+    snaps = train_ours(cfg, tmp_path / "run", snapshot_every_s=1e9)
+    assert [p.name[:8] for p in snaps] == ["it000001", "it000002", "it000004"]
+    assert [load_checkpoint(p)["selection"]["iteration"] for p in snaps] == [1, 2, 2]
+
+
 def test_selection_keeps_the_best_checked_policy_and_the_run_stands_for_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
