@@ -8,6 +8,7 @@ import statistics
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import Any
 
 
 def rate(fn: Callable[[], None], items: int, repeats: int) -> list[float]:
@@ -35,6 +36,11 @@ def machine() -> dict[str, str]:
         "mujoco": mujoco.__version__,
         "numpy": np.__version__,
     }
+
+
+def cell(x: Any, spec: str = "") -> str:
+    """A table cell: `x` formatted with `spec`, or "-" where there is no figure (None)."""
+    return "-" if x is None else format(x, spec)
 
 
 def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from footfall.benchmarks.common import machine, table
+from footfall.benchmarks.common import cell, machine, table
 from footfall.training.evaluate import BARS
 
 
@@ -265,10 +265,6 @@ def _num(x: float | None) -> float:
     return np.nan if x is None else x
 
 
-def _fmt(x: float | None, spec: str) -> str:
-    return "-" if x is None else format(x, spec)
-
-
 def plot(preset: str, ours: dict[int, list[dict]], sb3: list[dict] | None, path: Path, title: str) -> Path | None:
     try:
         import matplotlib
@@ -406,7 +402,7 @@ def run(
     )
     fmt_t = lambda t: "never" if t is None else f"{t / 60:.1f} min"  # noqa: E731
     rows = [
-        (f"footfall seed {s}", fmt_t(times[s]), _fmt(c[-1].get(metric), ".4g"), _fmt(c[-1].get("fall_rate"), ".2f"))
+        (f"footfall seed {s}", fmt_t(times[s]), cell(c[-1].get(metric), ".4g"), cell(c[-1].get("fall_rate"), ".2f"))
         for s, c in ours.items()
     ]
     sb3_time = time_to_threshold(preset, sb3_curve) if sb3_curve else None
@@ -416,8 +412,8 @@ def run(
             (
                 "SB3 PPO seed 0",
                 fmt_t(sb3_time),
-                _fmt(last.get(metric), ".4g"),
-                _fmt(last.get("fall_rate"), ".2f"),
+                cell(last.get(metric), ".4g"),
+                cell(last.get("fall_rate"), ".2f"),
             )
         )
     print()

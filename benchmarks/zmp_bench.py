@@ -33,7 +33,7 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from footfall.benchmarks.common import machine, median, table
+from footfall.benchmarks.common import cell, machine, median, table
 
 COMMAND = np.array([0.3, 0.0, 0.0])  # (vx, vy, yaw rate)
 WARMUP_S = 1.0  # left out of the ZMP figures: the walker stands and lowers to its CoM height first
@@ -261,10 +261,6 @@ def run(quick: bool = False) -> dict[str, Any]:
     return out
 
 
-def _fmt(x: Any, f: str = "{:.1f}") -> str:
-    return "-" if x is None else f.format(x)
-
-
 def main(quick: bool = False) -> dict[str, Any]:
     r = run(quick)
     ref = r["reference_no_preview"]
@@ -279,13 +275,13 @@ def main(quick: bool = False) -> dict[str, Any]:
                 name,
                 f"{s['episodes']}",
                 f"{s['falls']}",
-                _fmt(s["speed_mps"], "{:.3f}"),
-                _fmt(s["zmp_rms_mm"]),
-                _fmt(s["min_margin_mm"]),
-                _fmt(s["margin_p05_mm"]),
-                _fmt(s["margin_median_mm"]),
-                _fmt(s["edge_share"], "{:.3f}"),
-                _fmt(s["step_median_ms"], "{:.3f}"),
+                cell(s["speed_mps"], ".3f"),
+                cell(s["zmp_rms_mm"], ".1f"),
+                cell(s["min_margin_mm"], ".1f"),
+                cell(s["margin_p05_mm"], ".1f"),
+                cell(s["margin_median_mm"], ".1f"),
+                cell(s["edge_share"], ".3f"),
+                cell(s["step_median_ms"], ".3f"),
             )
         )
     print(
@@ -307,7 +303,7 @@ def main(quick: bool = False) -> dict[str, Any]:
     )
     print(
         f"targets: 0 falls, speed >= 0.25 m/s, tick median <= 1 ms. Reference ZMP RMS / preview ZMP RMS = "
-        f"{_fmt(r['zmp_rms_ratio_no_preview'], '{:.2f}')}. Fall reasons: {r['fall_reasons'] or 'none'}; "
+        f"{cell(r['zmp_rms_ratio_no_preview'], '.2f')}. Fall reasons: {r['fall_reasons'] or 'none'}; "
         f"reference: {ref['fall_reasons'] or 'none'}. Wall {r['wall_s']:.0f} s."
     )
     print(json.dumps(r))

@@ -144,12 +144,8 @@ def summary_figures(state: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _f(x: Any, fmt: str) -> str:
-    return "-" if x is None else format(x, fmt)
-
-
 def write_report(out: Path, state: dict[str, Any]) -> Path:
-    from footfall.benchmarks.common import machine
+    from footfall.benchmarks.common import cell, machine
 
     tr, ev, ex, s2s = state["train"], state["evaluate"], state["export"], state["sim2sim"]
     m = machine()
@@ -171,8 +167,8 @@ def write_report(out: Path, state: dict[str, Any]) -> Path:
         "",
         "| velocity RMSE m/s | fall rate | cost of transport |",
         "|---|---|---|",
-        f"| {_f(ev.get('lin_vel_rmse'), '.3f')} | {_f(ev.get('fall_rate'), '.0%')} | "
-        f"{_f(ev.get('cost_of_transport'), '.2f')} |",
+        f"| {cell(ev.get('lin_vel_rmse'), '.3f')} | {cell(ev.get('fall_rate'), '.0%')} | "
+        f"{cell(ev.get('cost_of_transport'), '.2f')} |",
         "",
         "The bar footfall sets itself: RMSE <= 0.2 m/s and falls <= 5% (`footfall bench train`).",
         "",
@@ -194,8 +190,9 @@ def write_report(out: Path, state: dict[str, Any]) -> Path:
         "| physics dt | latency ms | episodes | falls | velocity RMSE | training RMSE | ratio | result |",
         "|---|---|---|---|---|---|---|---|",
         f"| {s2s['physics_dt'] * 1e3:g} ms | {s2s['latency_s'][0] * 1e3:g}-{s2s['latency_s'][1] * 1e3:g} | "
-        f"{s2s['episodes']} | {s2s['falls']} | {_f(s2s['lin_vel_rmse'], '.3f')} | {_f(s2s['reference_rmse'], '.3f')} | "
-        f"{_f(s2s['rmse_ratio'], '.2f')} | {'PASS' if s2s['pass'] else 'FAIL'} |",
+        f"{s2s['episodes']} | {s2s['falls']} | {cell(s2s['lin_vel_rmse'], '.3f')} | "
+        f"{cell(s2s['reference_rmse'], '.3f')} | "
+        f"{cell(s2s['rmse_ratio'], '.2f')} | {'PASS' if s2s['pass'] else 'FAIL'} |",
         "",
         "Pass: no falls and RMSE within 25% of the training-environment evaluation.",
         "",

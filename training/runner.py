@@ -361,7 +361,7 @@ class OnPolicyRunner:
                 if self.iteration % cfg.checkpoint_every == 0:
                     self.save()
             # The final policy is a candidate too (it may be the first to pass), unless the run was interrupted.
-            checked = bool(self.history) and any(k.startswith("select/") for k in self.history[-1])
+            checked = bool(self.history) and "perf/check_s" in self.history[-1]
             if cfg.select_every and not self._stop and self.iteration >= cfg.select_from and not checked:
                 self._timed_check(bar, budget_s)
             self.save()
