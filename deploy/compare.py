@@ -327,10 +327,11 @@ def compare(
         policies = [c for c in controllers if c.endswith(".onnx")]
         if not policies:
             raise ValueError("name the robot (--robot go1|h1|panda|SPEC.toml) when no policy.onnx is given")
-        from footfall.deploy.policy import OnnxPolicy
+        from footfall.deploy.policy import OnnxPolicy, robot_for
 
-        robot = OnnxPolicy.load(policies[0]).contract.robot.name
-    spec = load_robot(robot)
+        spec = robot_for(OnnxPolicy.load(policies[0]).contract, None, policies[0])
+    else:
+        spec = load_robot(robot)
     if spec.kind == "arm":
         results = compare_arm(controllers, spec, cfg, progress)
     else:

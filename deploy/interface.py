@@ -26,12 +26,18 @@ class RobotReading:
     gyro: Array | None = None  # (3,) rad/s, IMU frame
     accel: Array | None = None  # (3,) m/s^2, IMU frame
     foot_contact: Array | None = None  # (nfeet,) N
+    joint_torque: Array | None = None  # (nj,) N m, measured (or estimated by the drives), when the robot reports it
+    age_s: float | None = None  # how old the sample was when it was read (transport delay), None if unknown
+    robot_fault: str | None = None  # a fault the robot side reports (e.g. its bridge damps on its own, latched)
+
+    SENSORS = ("joint_pos", "joint_vel", "imu_quat", "gyro", "accel", "foot_contact", "joint_torque")
 
     def finite(self) -> bool:
-        return all(
-            x is None or bool(np.isfinite(x).all())
-            for x in (self.joint_pos, self.joint_vel, self.imu_quat, self.gyro, self.accel, self.foot_contact)
-        )
+        return all(x is None or bool(np.isfinite(x).all()) for x in (getattr(self, n) for n in self.SENSORS))
+
+    def non_finite(self) -> list[str]:
+        """Names of the fields holding a NaN or an infinity."""
+        return [n for n in self.SENSORS if getattr(self, n) is not None and not np.isfinite(getattr(self, n)).all()]
 
 
 @dataclass
@@ -65,6 +71,9 @@ class RobotInterface(Protocol):
 
     def write(self, cmd: JointCommand) -> None:
         """Send a command. Never blocks."""
+
+    def rearm(self) -> None:
+        """Re-arm the link after an operator reset (a bridge that damped on its own obeys commands again)."""
 
     def close(self) -> None: ...
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import signal
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +14,36 @@ import numpy as np
 
 from footfall.deploy.mujoco_robot import MujocoRobot
 from footfall.deploy.operator import KeyboardOperator, UdpOperator
-from footfall.deploy.policy import OnnxPolicy, PolicyController
+from footfall.deploy.policy import OnnxPolicy, PolicyController, robot_for
 from footfall.deploy.runtime import Runtime, RuntimeConfig, realtime_setup, telemetry_fields
 from footfall.deploy.safety import SafetyConfig
 from footfall.deploy.telemetry import TelemetryWriter
 from footfall.deploy.udp import UdpRobot
-from footfall.robots.registry import load_robot
+
+EXIT_SIGNALS = ("SIGTERM", "SIGHUP", "SIGINT")
+
+
+@contextmanager
+def exit_on_signals(runtime: Runtime):
+    """SIGTERM, SIGHUP and SIGINT damp the robot and leave the loop at the next tick (then the caller flushes the
+    log and closes the link); the previous handlers come back afterwards."""
+    previous = {}
+
+    def handler(signum: int, _frame: object) -> None:
+        runtime.request_exit(signal.Signals(signum).name)
+
+    for name in EXIT_SIGNALS:
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            try:
+                previous[sig] = signal.signal(sig, handler)
+            except ValueError:  # not the main thread: the caller handles its own signals
+                pass
+    try:
+        yield
+    finally:
+        for sig, h in previous.items():
+            signal.signal(sig, h)
 
 
 def deploy(
@@ -32,19 +59,27 @@ def deploy(
     cpu: int | None = None,
     safety: SafetyConfig | None = None,
     stand_up_s: float = 2.0,
+    key: str | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     policy = OnnxPolicy.load(policy_path)
     c = policy.contract
-    robot_spec = load_robot(spec) if spec is not None else load_robot(c.robot.name)
+    robot_spec = robot_for(c, spec, str(policy_path))
     controller = PolicyController(policy, robot_spec)  # refuses a robot the contract does not fit
-    if robot == "sim":
-        iface: Any = MujocoRobot(robot_spec)
-        iface.start()
-    else:
-        iface = UdpRobot.from_url(robot, robot_spec.num_joints, len(robot_spec.feet))
-    setup = realtime_setup(cpu) if rt else {}
-    fields = telemetry_fields(len(c.commands.names), c.observation_size, c.action_size, robot_spec.num_joints)
+    secret = None
+    if key is not None:
+        from footfall.deploy.keys import load_key
+
+        secret = load_key(key)
     log_path = Path(log or f"deploy-{_dt.datetime.now():%Y%m%d-%H%M%S}.fflog")
+    fields = telemetry_fields(
+        len(c.commands.names),
+        c.observation_size,
+        c.action_size,
+        robot_spec.num_joints,
+        len(robot_spec.feet),
+        imu=robot_spec.imu_site is not None,
+    )
     meta = {
         "period_s": c.timing.control_dt_s,
         "controller": "policy",
@@ -52,7 +87,14 @@ def deploy(
         "contract": json.loads(c.to_json()),
         "started_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(),
     }
-    tel = TelemetryWriter(log_path, fields, meta)
+    if robot == "sim":
+        iface: Any = MujocoRobot(robot_spec)
+    else:
+        iface = UdpRobot.from_url(robot, robot_spec.num_joints, len(robot_spec.feet), secret)
+    tel = TelemetryWriter(log_path, fields, meta, force=force)  # (refuses an existing log unless force)
+    if robot == "sim":
+        iface.start()
+    setup = realtime_setup(cpu) if rt else {}
     runtime = Runtime(
         iface,
         robot_spec,
@@ -68,9 +110,10 @@ def deploy(
         telemetry=tel,
         obs_size=c.observation_size,
     )
+    runtime.console = lambda message: print(f"footfall deploy: {message}", file=sys.stderr, flush=True)
     ops: list[Any] = [KeyboardOperator()]
     if operator_port:
-        ops.append(UdpOperator(operator_port))
+        ops.append(UdpOperator(operator_port, key=secret))
     runtime.on_tick.append(lambda r: [op.poll(r) for op in ops])
     if velocity is not None:
         runtime.set_velocity(np.asarray(velocity[: len(c.commands.names)], dtype=float))
@@ -80,24 +123,49 @@ def deploy(
     print(
         f"footfall deploy: {policy_path} on {robot} ({robot_spec.name}) at {1 / c.timing.control_dt_s:g} Hz; "
         f"mode {runtime.mode.name}. Keys: g stand up, r run, x stop, p reset, w/a/s/d/q/e velocity. "
-        + (f"UDP operator on 127.0.0.1:{operator_port}. " if operator_port else "")
-        + f"Telemetry: {log_path}. Ctrl-C damps and exits.",
+        + (
+            f"UDP operator on 127.0.0.1:{operator_port} ("
+            + ("commands need the key: footfall operator CMD --key KEY" if secret else "no key: any local process")
+            + "). "
+            if operator_port
+            else ""
+        )
+        + f"Telemetry: {log_path}. Ctrl-C, SIGTERM or SIGHUP damp and exit.",
         flush=True,
     )
     try:
-        timing = runtime.loop(duration_s=duration_s)
+        with exit_on_signals(runtime):
+            timing = runtime.loop(duration_s=duration_s)
     finally:
-        runtime.robot.write(runtime.damping)
-        tel.close()
-        iface.close()
-        for op in ops:
-            if hasattr(op, "close"):
+        try:
+            runtime.robot.write(runtime.damping)
+        finally:
+            tel.close()
+            iface.close()
+            for op in ops:
                 op.close()
     return {
         "log": str(log_path),
         "final_mode": runtime.mode.name,
         "fault": runtime.fault,
+        "exit": runtime.exit_reason,
         "events": [f"{e['from']}->{e['to']}: {e['reason']}" for e in runtime.events],
+        "tick_errors": runtime.tick_errors,
+        "safety_clamps": runtime.safety.clamps,
+        "link": _counts(iface),
+        "operator_rejected": {k: v for op in ops if isinstance(op, UdpOperator) for k, v in op.bad.items()},
+        "telemetry": {
+            "ticks_written": getattr(tel, "ticks_written", None),
+            "dropped_ticks": getattr(tel, "dropped_ticks", None),
+            "error": getattr(tel, "error", None),
+        },
         "realtime": setup,
         **timing,
     }
+
+
+def _counts(iface: Any) -> dict[str, Any]:
+    counters = getattr(iface, "counters", None)
+    if counters is None:
+        return {}
+    return {"ok": counters.ok, **{f"bad_{k}": v for k, v in counters.bad.items()}}

@@ -149,6 +149,7 @@ class MujocoRobot:
                 stamp_s=float(self.data.time),
                 joint_pos=sd[lay.joint_pos].copy(),
                 joint_vel=sd[lay.joint_vel].copy(),
+                joint_torque=self.data.actuator_force[self.act].copy(),  # what the drives apply (no noise)
             )
             if lay.imu_quat is not None:
                 r.imu_quat, r.gyro, r.accel = sd[lay.imu_quat].copy(), sd[lay.imu_gyro].copy(), sd[lay.imu_acc].copy()
@@ -228,6 +229,9 @@ class MujocoRobot:
 
         self._thread = threading.Thread(target=loop, name="MujocoRobot", daemon=True)
         self._thread.start()
+
+    def rearm(self) -> None:
+        """Nothing to re-arm: a simulated robot has no link of its own that latches."""
 
     def close(self) -> None:
         self._running = False

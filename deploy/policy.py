@@ -15,6 +15,7 @@ import mujoco
 import numpy as np
 
 from footfall.deploy.interface import JointCommand, RobotReading
+from footfall.deploy.safety import SafetyFault
 from footfall.robots.contract import (
     CONTRACT_METADATA_KEY,
     EVAL_METADATA_KEY,
@@ -22,6 +23,7 @@ from footfall.robots.contract import (
     PolicyContract,
 )
 from footfall.robots.observations import ObservationBuilder, RobotState, TermContext
+from footfall.robots.registry import load_robot, robot_names
 from footfall.robots.spec import RobotSpec
 
 _EE_TERMS = ("ee_pos", "ee_to_target", "ee_to_target_dir")
@@ -68,7 +70,12 @@ class OnnxPolicy:
                 "Export it with `footfall export RUN -o policy.onnx`."
             )
         self.contract = PolicyContract.from_json(meta[CONTRACT_METADATA_KEY])
-        self.eval_report: dict[str, Any] = json.loads(meta.get(EVAL_METADATA_KEY, "{}"))
+        try:
+            report = json.loads(meta.get(EVAL_METADATA_KEY, "{}"))
+        except (ValueError, RecursionError):
+            report = None
+        # informational only (sim2sim's reference RMSE): a malformed one is dropped, never trusted
+        self.eval_report: dict[str, Any] = report if isinstance(report, dict) else {}
         inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
         self.input_name, self.output_name = inp.name, out.name
         width = inp.shape[-1]
@@ -107,6 +114,21 @@ class OnnxPolicy:
             )
 
 
+def robot_for(contract: PolicyContract, spec: str | None, source: str = "the policy") -> RobotSpec:
+    """The robot to run on: the explicit `spec` (a built-in name or a spec file), else the built-in robot of the
+    contract's name. A name inside a policy file is never used as a path: a file could otherwise choose the spec that
+    supplies its own safety limits."""
+    if spec is not None:
+        return load_robot(spec)
+    name = contract.robot.name
+    if name in robot_names():
+        return load_robot(name)
+    raise ContractMismatchError(
+        f"{source} was trained on robot {name!r}, which is not a built-in robot ({robot_names()}); pass the robot's "
+        "spec file with --spec PATH (a robot is never looked up from a name inside a policy file)"
+    )
+
+
 def context_of(contract: PolicyContract, robot: RobotSpec) -> TermContext:
     return TermContext(
         np.asarray(contract.robot.default_pose), num_commands=len(contract.commands.names), num_feet=len(robot.feet)
@@ -118,7 +140,9 @@ class PolicyController:
 
     Keeps what the policy's observation needs beyond the reading: its last action and the gait clock. Action
     semantics follow the contract: target = clip(default + scale * clip(a)) (offset) or target += scale * clip(a)
-    (delta), clipped to the joint ranges; kp and kd are the contract's gains."""
+    (delta), clipped to the joint ranges of both the contract and the robot (a contract narrows, never widens); kp and
+    kd are the contract's gains (checked equal to the robot's). A raw action holding a NaN or an infinity raises
+    SafetyFault before any clipping: the runtime damps."""
 
     name = "policy"
 
@@ -128,8 +152,9 @@ class PolicyController:
         c = self.contract
         self.builder = ObservationBuilder.from_contract(c.observations, context_of(c, robot))
         self.default = np.asarray(c.robot.default_pose, dtype=np.float64)
-        self.lo = np.array([lo for lo, _ in c.robot.position_limits])
-        self.hi = np.array([hi for _, hi in c.robot.position_limits])
+        # targets stay inside both the contract's ranges and the robot's: a contract may narrow them, never widen
+        self.lo = np.maximum([lo for lo, _ in c.robot.position_limits], [lo for lo, _ in robot.position_limits])
+        self.hi = np.minimum([hi for _, hi in c.robot.position_limits], [hi for _, hi in robot.position_limits])
         self.kp = np.asarray(c.robot.kp, dtype=np.float64)
         self.kd = np.asarray(c.robot.kd, dtype=np.float64)
         self.nj = len(self.default)
@@ -165,8 +190,10 @@ class PolicyController:
         obs = self.builder(self.state_of(reading, command))[0]
         self.last_obs = obs
         a = self.policy(obs)
-        if np.isfinite(a).all():  # (a non-finite action goes through as it is: the safety layer trips on it)
-            a = np.clip(a, -c.robot.action_clip, c.robot.action_clip)
+        if not np.isfinite(a).all():  # before any clipping, which would turn inf into a finite, wrong target
+            j = int(np.flatnonzero(~np.isfinite(a))[0])
+            raise SafetyFault(f"policy action is not finite ({c.robot.joint_names[j]}: {a[j]})")
+        a = np.clip(a, -c.robot.action_clip, c.robot.action_clip)
         self.action = a
         base = self.target if c.robot.action_type == "joint_position_delta" else self.default
         self.target = np.clip(base + c.robot.action_scale * a, self.lo, self.hi)

@@ -4,7 +4,8 @@
        ^                                                        |
        +----reset---- DAMP <----stop / fault (any mode)---------+
 
-- PASSIVE and DAMP: kp = 0, kd = the robot's damping: the joints go limp slowly. DAMP is latched until `reset`.
+- PASSIVE and DAMP: kp = 0, kd = the robot's damping: the joints go limp slowly. DAMP is latched until an operator
+  `reset` (which also re-arms the robot link, e.g. a new handshake with a bridge that damped on its own).
 - STAND_UP: a smooth (smoothstep) ramp from the measured pose to the default pose over `stand_up_s`.
 - RUN: the controller (an ONNX policy or a model-based controller) commands the joints, through the safety layer.
 
@@ -12,6 +13,11 @@ The loop sleeps to absolute deadlines t0 + k * period, so errors do not accumula
 next deadline skips to the one after and counts the miss. Per-tick lateness and compute time go to preallocated
 arrays (and to the telemetry log). `realtime_setup` asks the OS for SCHED_FIFO, a pinned CPU and locked memory
 where it allows, and garbage collection is frozen once the loop runs.
+
+The loop never dies on input: an exception anywhere in a tick (a controller bug, a malformed reading) moves to DAMP
+and the loop goes on sending damping commands; `max_missed_deadlines` deadlines missed in a row trip DAMP too.
+`request_exit(reason)` (what `footfall deploy`'s SIGTERM / SIGHUP / SIGINT handlers call; it only sets a flag, so
+it is safe in a signal handler) damps and leaves the loop at the next tick.
 
 Lockstep: with a simulated robot that implements `advance_to`, `LockstepClock` makes "sleep until the deadline"
 mean "simulate until the deadline", so the same loop runs deterministically and faster than real time.
@@ -32,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from footfall.deploy.interface import JointCommand, RobotInterface, RobotReading
-from footfall.deploy.safety import SafetyConfig, SafetyLayer
+from footfall.deploy.safety import SafetyConfig, SafetyFault, SafetyLayer
 from footfall.robots.spec import RobotSpec
 
 Controller = Callable[[RobotReading, np.ndarray], JointCommand]
@@ -130,7 +136,9 @@ class Runtime:
     ):
         self.robot, self.spec, self.controller = robot, spec, controller
         self.cfg = cfg or RuntimeConfig()
-        self.safety = SafetyLayer.for_robot(spec, safety)
+        if not (math.isfinite(self.cfg.control_dt_s) and 0.001 <= self.cfg.control_dt_s <= 0.1):
+            raise ValueError(f"control period must lie in [1, 100] ms, got {self.cfg.control_dt_s!r} s")
+        self.safety = SafetyLayer.for_robot(spec, safety, control_dt_s=self.cfg.control_dt_s)
         self.clock = clock or RealClock()
         self.telemetry = telemetry
         nj = spec.num_joints
@@ -157,6 +165,11 @@ class Runtime:
         self.stand_t0 = 0.0
         self.tick_count = 0
         self.missed = 0
+        self.missed_in_a_row = 0
+        self.tick_errors = 0  # exceptions caught inside ticks (each one damped the robot)
+        self.exit_reason: str | None = None  # set by request_exit: damp and leave the loop
+        self.notices: list[str] = []  # fault reasons not yet shown on the console (printed after the tick's write)
+        self.console: Callable[[str], None] | None = None  # where fault reasons are shown (footfall deploy: stderr)
         n = self.cfg.max_ticks
         self.lateness = np.zeros(n)
         self.compute = np.zeros(n)  # the whole tick: read, check, control, filter, write, log
@@ -192,10 +205,25 @@ class Runtime:
             self._enter(Mode.DAMP, reason)
 
     def reset(self) -> None:
-        """DAMP -> PASSIVE, clearing the fault."""
+        """DAMP -> PASSIVE, clearing the fault (an explicit operator action; nothing in the loop calls it). The robot
+        link is re-armed too: a bridge that latched its own damping obeys commands again after a new handshake."""
+        if self.mode in (Mode.DAMP, Mode.PASSIVE):
+            try:
+                self.robot.rearm()
+            except Exception as e:  # noqa: BLE001 (a robot without a link to re-arm, or a failing one: stay damped)
+                self._note(f"re-arming the robot link failed: {type(e).__name__}: {e}")
         if self.mode == Mode.DAMP:
             self.fault = None
             self._enter(Mode.PASSIVE, "operator reset")
+
+    def request_exit(self, reason: str) -> None:
+        """Damp and leave the loop at the next tick (safe to call from a signal handler: it sets a flag)."""
+        self.exit_reason = reason
+
+    def _note(self, message: str) -> None:
+        self.notices.append(message)
+        if self.telemetry is not None:
+            self.telemetry.event(t=self.clock.now(), tick=self.tick_count, event="notice", reason=message)
 
     def run_now(self) -> None:
         """Skip the stand-up: RUN at once (simulation, when the robot already stands at the default pose)."""
@@ -221,18 +249,43 @@ class Runtime:
         if mode == Mode.DAMP:
             self.fault = reason
             self._run_requested = False
+            self.notices.append(f"{ev['from']} -> DAMP: {reason}")
         self.mode = mode
 
+    def _fault(self, reason: str) -> None:
+        """Damp for `reason` unless already PASSIVE or DAMP (both already damp)."""
+        if self.mode not in (Mode.PASSIVE, Mode.DAMP):
+            self._enter(Mode.DAMP, reason)
+
     def tick(self) -> JointCommand:
-        """One control step: read, check, control, filter, write."""
+        """One control step: read, check, control, filter, write. Never raises: an exception damps the robot."""
+        try:
+            return self._tick()
+        except Exception as e:  # noqa: BLE001 (anything a tick raises is a reason to damp, never to exit)
+            self.tick_errors += 1
+            reason = f"tick raised {type(e).__name__}: {e}"
+            try:
+                self._fault(reason)
+                if self.mode == Mode.PASSIVE:
+                    self._note(reason)
+            except Exception:  # noqa: BLE001 (the telemetry itself may be what failed)
+                self.mode, self.fault = Mode.DAMP, reason
+            self.last_cmd = self.damping
+            try:
+                self.robot.write(self.damping)
+            except Exception:  # noqa: BLE001 (a write that fails is retried on the next tick)
+                pass
+            return self.damping
+
+    def _tick(self) -> JointCommand:
         reading = self.robot.read()
         t_ctl = time.perf_counter()
         fault = self.safety.check_reading(reading)
         fresh = self.safety.fresh() and reading is not None
         if fresh:
             self.last_reading = reading
-        if fault is not None and self.mode not in (Mode.PASSIVE, Mode.DAMP):
-            self._enter(Mode.DAMP, fault)
+        if fault is not None:
+            self._fault(fault)
         now = self.clock.now()
         if not self.cfg.command_hold and now - self.command_stamp > self.safety.cfg.command_timeout_s:
             self.command[:] = 0.0  # operator link silent: stand still
@@ -258,9 +311,15 @@ class Runtime:
             try:
                 out = self.controller(reading, self.command)
                 action = getattr(self.controller, "action", None)
+                fault = self.safety.check_action(action)
+                if fault is not None:
+                    raise SafetyFault(fault)
+            except SafetyFault as e:  # the controller (or its raw action) says the robot must damp
+                self._enter(Mode.DAMP, str(e))
+                out, action = self.damping, None
             except Exception as e:  # a controller bug must not take the robot down with it
                 self._enter(Mode.DAMP, f"controller raised {type(e).__name__}: {e}")
-                out = self.damping
+                out, action = self.damping, None
         if self.mode in (Mode.STAND_UP, Mode.STAND, Mode.RUN) and out is not self.last_cmd:
             out, fault = self.safety.filter(out, reading)
             if fault is not None:
@@ -276,22 +335,41 @@ class Runtime:
         return out
 
     def _log(self, reading: RobotReading | None, out: JointCommand, action: np.ndarray | None) -> None:
+        """Hand this tick's record to the telemetry writer (it copies the values into its ring buffer: no file IO
+        here). Fields the writer was not given are skipped; sensors the robot does not report read NaN."""
         tel = self.telemetry
         if tel is None:
             return
-        tel.set("t", reading.stamp_s if reading is not None else math.nan)
-        tel.set("mode", float(self.mode))
-        tel.set("command", self.command)
-        obs = getattr(self.controller, "last_obs", None)
+        have = tel.offsets
+
+        def put(name: str, value: Any) -> None:
+            if name in have:
+                tel.set(name, math.nan if value is None else value)
+
+        put("t", reading.stamp_s if reading is not None else None)
+        put("mode", float(self.mode))
+        put("command", self.command)
         if self.obs_size:
+            obs = getattr(self.controller, "last_obs", None)
             ran = action is not None and obs is not None  # the controller ran this tick (not stale, not a transition)
-            tel.set("ran", float(ran))
-            tel.set("obs", obs if ran else 0.0)
-            tel.set("action", action if ran else 0.0)
-        if reading is not None:
-            tel.set("joint_pos", reading.joint_pos)
-            tel.set("joint_vel", reading.joint_vel)
-        tel.set("q_target", out.q)
+            put("ran", float(ran))
+            put("obs", obs if ran else 0.0)
+            put("action", action if ran else 0.0)
+        r = reading
+        for name, value in (
+            ("joint_pos", None if r is None else r.joint_pos),
+            ("joint_vel", None if r is None else r.joint_vel),
+            ("joint_torque", None if r is None else r.joint_torque),
+            ("imu_quat", None if r is None else r.imu_quat),
+            ("gyro", None if r is None else r.gyro),
+            ("accel", None if r is None else r.accel),
+            ("foot_force", None if r is None else r.foot_contact),
+            ("age_s", None if r is None else r.age_s),
+            ("q_target", out.q),
+            ("kp", out.kp),
+            ("kd", out.kd),
+        ):
+            put(name, value)
 
     def loop(self, duration_s: float | None = None, ticks: int | None = None, freeze_gc: bool = True) -> dict[str, Any]:
         """Run ticks on absolute deadlines until `duration_s` or `ticks` (or KeyboardInterrupt); report timing."""
@@ -311,6 +389,10 @@ class Runtime:
                 deadline = t0 + k * period
                 clock.wait_until(deadline)
                 woke = clock.now()
+                leaving = self.exit_reason is not None
+                if leaving:  # a signal asked to stop: damp, send the damping command, log it, leave
+                    self._fault(self.exit_reason)
+                    self._note(f"exit requested: {self.exit_reason}")
                 self.tick()
                 done = clock.now()
                 i = min(self.tick_count, len(self.lateness) - 1)
@@ -325,26 +407,54 @@ class Runtime:
                     self.telemetry.set("compute_s", done - woke)
                     self.telemetry.commit()
                 self.tick_count += 1
-                for f in self.on_tick:
-                    f(self)
+                self._after_tick()
+                if leaving:
+                    break
                 k += 1
                 behind = clock.now() - (t0 + k * period)
                 if behind > 0:  # overran the next deadline: skip the ticks that are already past
                     skip = int(behind // period) + 1
                     self.missed += skip
+                    self.missed_in_a_row += skip
                     k += skip  # (the loop still ends at the same time: ticks count deadlines)
-            # Wait out the last period, so that the next loop() call (or a caller ticking one period at a time)
-            # starts on the next deadline instead of ticking twice at the same instant.
-            clock.wait_until(t0 + k * period)
+                    if self.missed_in_a_row >= self.safety.cfg.max_missed_deadlines:
+                        self._fault(f"missed {self.missed_in_a_row} control deadlines in a row")
+                else:
+                    self.missed_in_a_row = 0
+            else:
+                # Wait out the last period, so that the next loop() call (or a caller ticking one period at a time)
+                # starts on the next deadline instead of ticking twice at the same instant.
+                clock.wait_until(t0 + k * period)
         except KeyboardInterrupt:
             self.stop("KeyboardInterrupt")
             self.robot.write(self.damping)
+            self._show_notices()
         finally:
             if freeze_gc:
                 gc.unfreeze()
                 if gc_was:
                     gc.enable()
         return self.timing(k0)
+
+    def _after_tick(self) -> None:
+        """After the tick's command went out: operator input and metrics (on_tick), then console notices."""
+        for f in self.on_tick:
+            try:
+                f(self)
+            except Exception as e:  # noqa: BLE001 (operator input or a metric hook must not end the loop)
+                self.tick_errors += 1
+                self._fault(f"on_tick hook raised {type(e).__name__}: {e}")
+        self._show_notices()
+
+    def _show_notices(self) -> None:
+        if self.notices:
+            notices, self.notices = self.notices, []
+            if self.console is not None:
+                for n in notices:
+                    try:
+                        self.console(n)
+                    except Exception:  # noqa: BLE001 (a closed console must not end the loop)
+                        pass
 
     def timing(self, since: int = 0) -> dict[str, Any]:
         n = min(self.tick_count, len(self.lateness))
@@ -369,8 +479,17 @@ class Runtime:
         }
 
 
-def telemetry_fields(num_commands: int, obs_size: int, action_size: int, nj: int) -> list[tuple[str, int]]:
+def telemetry_fields(
+    num_commands: int, obs_size: int, action_size: int, nj: int, num_feet: int = 0, imu: bool = True
+) -> list[tuple[str, int]]:
+    """The tick record the runtime writes: timing, mode, command, the policy's input and output, every sensor the
+    robot reports (NaN where it reports none), the command sent (targets and gains)."""
     fields = [("t", 1), ("wall_s", 1), ("lateness_s", 1), ("compute_s", 1), ("mode", 1), ("command", num_commands)]
     if obs_size:
         fields += [("ran", 1), ("obs", obs_size), ("action", action_size)]
-    return fields + [("joint_pos", nj), ("joint_vel", nj), ("q_target", nj)]
+    fields += [("joint_pos", nj), ("joint_vel", nj), ("joint_torque", nj)]
+    if imu:
+        fields += [("imu_quat", 4), ("gyro", 3), ("accel", 3)]
+    if num_feet:
+        fields += [("foot_force", num_feet)]
+    return fields + [("age_s", 1), ("q_target", nj), ("kp", nj), ("kd", nj)]

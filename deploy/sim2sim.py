@@ -23,9 +23,8 @@ from typing import Any
 import numpy as np
 
 from footfall.deploy.mujoco_robot import MujocoRobot, SensorNoise
-from footfall.deploy.policy import OnnxPolicy, PolicyController
+from footfall.deploy.policy import OnnxPolicy, PolicyController, robot_for
 from footfall.deploy.runtime import LockstepClock, Mode, Runtime, RuntimeConfig
-from footfall.robots.registry import load_robot
 from footfall.robots.spec import RobotSpec
 
 # Sensor noise of the sim-to-sim gate and of `footfall compare`: uniform amplitudes in rad, rad/s, rad/s, m/s^2.
@@ -106,7 +105,7 @@ def sim2sim(
     cfg = cfg or Sim2SimConfig()
     policy = OnnxPolicy.load(policy_path)
     c = policy.contract
-    spec = load_robot(robot_spec) if robot_spec is not None else load_robot(c.robot.name)
+    spec = robot_for(c, robot_spec, str(policy_path))
     policy.check(spec)
     if c.commands.names[:2] != ("vx", "vy"):
         raise ValueError(f"sim2sim runs velocity-tracking policies; {policy_path} takes commands {c.commands.names}")
