@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ import torch
 
 from footfall.envs import make_task
 from footfall.robots.contract import CONTRACT_METADATA_KEY, EVAL_METADATA_KEY, NormalizerContract, PolicyContract
-from footfall.training.runner import load_checkpoint, policy_path
+from footfall.training.runner import atomic_write_bytes, load_checkpoint, policy_path
 
 PARITY_TOL = 1e-5
 OPSET = 17
@@ -62,9 +61,13 @@ def record_observations(cfg: Any, actor: torch.nn.Module, count: int, seed: int 
 
 
 def policy_contract(cfg: Any) -> PolicyContract:
+    """The run's contract, checked against its robot as deploy will check it: export never writes a file that
+    `footfall deploy` would refuse on the very robot it was trained on (ContractMismatchError, naming each problem)."""
     env = make_task(cfg.task, num_envs=1, seed=0, **dict(cfg.env_overrides))
     try:
-        return env.contract(task=cfg.task, normalizer=NormalizerContract(folded=True), versions=_versions())
+        contract = env.contract(task=cfg.task, normalizer=NormalizerContract(folded=True), versions=_versions())
+        contract.validate(env.robot, control_dt_s=env.cfg.control_dt_s)
+        return contract
     finally:
         env.close()
 
@@ -127,12 +130,7 @@ def export_run(
         )
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, out)
+    atomic_write_bytes(data, out)
     return {
         "onnx": str(out),
         "task": contract.task,

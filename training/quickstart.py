@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import time
 from pathlib import Path
 from typing import Any
+
+from footfall.training.runner import atomic_write_text
 
 STAGES = ("train", "evaluate", "export", "sim2sim", "compare", "report")
 # Minutes each stage after training takes on a 2-core machine (measured; printed as the plan at the start).
@@ -33,9 +34,7 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def _save(path: Path, state: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=1))
-    os.replace(tmp, path)
+    atomic_write_text(json.dumps(state, indent=1), path)
 
 
 def quickstart(
@@ -69,7 +68,6 @@ def quickstart(
 
     if "train" not in state:
         print("\n[1/6] train", flush=True)
-        from footfall.training.runner import atomic_write_text
         from footfall.training.train import train
 
         cfg = dataclasses.replace(preset("quadruped-flat"), minutes=minutes)
@@ -206,7 +204,5 @@ def write_report(out: Path, state: dict[str, Any]) -> Path:
     else:
         lines.append(f"(skipped: {cmp.get('skipped', 'not run')})")
     path = out / "report.md"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text("\n".join(lines) + "\n", path)
     return path

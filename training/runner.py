@@ -1,9 +1,12 @@
 """The training runner: owns the loop, the environment, checkpoints, logs and the progress bar; the algorithm
 (PPO, SAC) owns the update math (the rsl_rl split).
 
-Checkpoints are written atomically (temporary file, fsync, rename) every `checkpoint_every` iterations and when the
-run is interrupted (Ctrl-C / SIGTERM). A checkpoint holds the networks, optimizer, normalizers, torch and numpy
-generator states and a full environment snapshot, so `--resume` continues bit for bit where the run stopped.
+Checkpoints are written atomically (temporary file, fsync, rename, directory fsync) every `checkpoint_every`
+iterations and when the run is interrupted (Ctrl-C / SIGTERM); so is every JSON file of the run. A checkpoint holds
+the networks, optimizer, normalizers, torch and numpy generator states and a full environment snapshot, so
+`--resume` continues bit for bit where the run stopped. It holds plain data only (tensors, numbers, strings, lists,
+dicts; numpy arrays are stored as tensors), and `load_checkpoint` reads it with torch.load(weights_only=True): a
+checkpoint someone sends you cannot run code when it is loaded.
 
 With `select_every`, the runner also checks the deterministic policy every that many iterations (from `select_from`)
 on the robot's bar, on held-out episodes (`select_seed`, never the evaluation's seed), and keeps the best so far as
@@ -18,8 +21,11 @@ import dataclasses
 import io
 import json
 import os
+import pickle
+import re
 import signal
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,16 +74,21 @@ class RunConfig:
             )
 
 
-def atomic_save(obj: Any, path: Path) -> None:
-    """torch.save to `path` so that a crash at any moment leaves either the old file or the new one, never half."""
-    buf = io.BytesIO()
-    torch.save(obj, buf)
+def atomic_write_bytes(data: bytes, path: Path) -> None:
+    """Write `data` to `path` so that a crash at any moment leaves either the old file or the new one, never half:
+    a temporary file beside it, written, flushed and fsynced, renamed over `path`, then the directory fsynced (so
+    the rename itself survives a power cut). On an error the temporary file is removed and `path` is untouched."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(buf.getvalue())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -86,9 +97,16 @@ def atomic_save(obj: Any, path: Path) -> None:
 
 
 def atomic_write_text(text: str, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """`atomic_write_bytes` of `text` in UTF-8: every JSON file training writes (config, history, eval, stages)."""
+    atomic_write_bytes(text.encode("utf-8"), path)
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """torch.save to `path` atomically (`atomic_write_bytes`), numpy arrays and scalars stored as tensors (`_pack`)
+    so that `load_checkpoint` reads the file back with weights_only=True."""
+    buf = io.BytesIO()
+    torch.save(_pack(obj), buf)
+    atomic_write_bytes(buf.getvalue(), path)
 
 
 def config_to_dict(cfg: Any) -> Any:
@@ -416,8 +434,75 @@ def policy_path(run: str | Path) -> Path:
     return run
 
 
+# Checkpoints load with torch.load(weights_only=True): its unpickler builds tensors, numbers, strings, None, bools
+# and dict / list / tuple / OrderedDict, and refuses any other class or function a file names, so loading never runs
+# code from the file. footfall stores numpy arrays and scalars as tagged tensors (`_pack`) and generator states as
+# tensors (torch) or dicts of ints (numpy), so its checkpoints need nothing more: the allow-list of extra globals is
+# empty, on purpose. Never widen it to make a file load, and never fall back to weights_only=False.
+CHECKPOINT_SAFE_GLOBALS: tuple[Any, ...] = ()
+_NDARRAY = "__footfall_ndarray__"  # {_NDARRAY: tensor}: a numpy array, restored with its dtype and shape
+_NPSCALAR = "__footfall_numpy_scalar__"  # {_NPSCALAR: 0-d tensor}: a numpy scalar (np.float64, np.int64, ...)
+
+
+def _pack(obj: Any) -> Any:
+    """numpy arrays and scalars -> tagged tensors, through dicts, lists and tuples. A container with nothing to
+    convert is returned as it is (a module's state_dict keeps its type and version metadata)."""
+    if isinstance(obj, np.ndarray):
+        return {_NDARRAY: _as_tensor(obj)}
+    if isinstance(obj, np.generic):
+        return {_NPSCALAR: _as_tensor(np.asarray(obj))}
+    if isinstance(obj, dict):
+        packed = {k: _pack(v) for k, v in obj.items()}
+        if all(packed[k] is obj[k] for k in obj):
+            return obj
+        return dict(packed) if type(obj) is dict else _same_mapping(obj, packed)
+    if isinstance(obj, (list, tuple)):
+        packed = [_pack(v) for v in obj]
+        if all(a is b for a, b in zip(packed, obj)):
+            return obj
+        return packed if isinstance(obj, list) else tuple(packed)
+    return obj
+
+
+def _unpack(obj: Any) -> Any:
+    """The inverse of `_pack`: tagged tensors back to numpy arrays and scalars, bit for bit."""
+    if isinstance(obj, dict):
+        if len(obj) == 1 and isinstance(obj.get(_NDARRAY), torch.Tensor):
+            return obj[_NDARRAY].numpy()
+        if len(obj) == 1 and isinstance(obj.get(_NPSCALAR), torch.Tensor):
+            return obj[_NPSCALAR].numpy()[()]
+        unpacked = {k: _unpack(v) for k, v in obj.items()}
+        if all(unpacked[k] is obj[k] for k in obj):
+            return obj
+        return dict(unpacked) if type(obj) is dict else _same_mapping(obj, unpacked)
+    if isinstance(obj, (list, tuple)):
+        unpacked = [_unpack(v) for v in obj]
+        if all(a is b for a, b in zip(unpacked, obj)):
+            return obj
+        return unpacked if isinstance(obj, list) else tuple(unpacked)
+    return obj
+
+
+def _same_mapping(like: dict, items: dict) -> dict:
+    out = OrderedDict(items) if isinstance(like, OrderedDict) else dict(items)
+    if hasattr(like, "_metadata"):  # (a state_dict's module versions)
+        out._metadata = like._metadata  # type: ignore[attr-defined]
+    return out
+
+
+def _as_tensor(a: np.ndarray) -> torch.Tensor:
+    if a.dtype.kind not in "biufc":
+        raise TypeError(f"a checkpoint stores numeric numpy arrays only, got dtype {a.dtype}")
+    if not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))
+    if not (a.flags.c_contiguous and a.flags.writeable):
+        a = a.copy(order="C")  # (not np.ascontiguousarray: it turns a 0-d array into a 1-d one)
+    return torch.from_numpy(a)
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a checkpoint, with an error that says what to do when it is missing or unreadable."""
+    """Load a checkpoint without running code from it (weights_only=True, see CHECKPOINT_SAFE_GLOBALS), with an
+    error that says what to do when it is missing, unreadable or asks to load anything beyond plain data."""
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT
@@ -427,11 +512,86 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             "the run directory that holds checkpoint.pt"
         )
     try:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals(list(CHECKPOINT_SAFE_GLOBALS)):
+            ck = _unpack(torch.load(path, map_location="cpu", weights_only=True))
     except Exception as e:  # noqa: BLE001
-        raise ValueError(f"checkpoint {path} is unreadable ({e}); it was not written by footfall or is damaged") from e
+        names = _refused_names(path, e)
+        if names and all(n.startswith("numpy.") for n in names):
+            raise ValueError(
+                f"refusing to load checkpoint {path}: {_asks_for(names)} It was not written by this footfall: "
+                "earlier footfall versions pickled numpy arrays as numpy objects. If it is your own run's, convert it "
+                'once (this also runs no code from the file): `python -c "from footfall.training.runner import '
+                f"upgrade_checkpoint; upgrade_checkpoint('{path}')\"`, then load it again."
+            ) from None
+        if names:
+            raise ValueError(
+                f"refusing to load checkpoint {path}: {_asks_for(names)} It was not written by footfall (nor by an "
+                "older footfall). Do not load it with torch.load(weights_only=False); train again, or get the "
+                "checkpoint.pt of the footfall run it claims to come from."
+            ) from None
+        raise ValueError(
+            f"checkpoint {path} is unreadable ({_weights_only_reason(e)}); it was not written by footfall or is damaged"
+        ) from e
     if not isinstance(ck, dict) or ck.get("format") != "footfall-checkpoint-1":
         raise ValueError(
             f"{path} is not a footfall checkpoint (format {ck.get('format') if isinstance(ck, dict) else '?'})"
         )
     return ck
+
+
+def _weights_only_reason(e: BaseException) -> str:
+    """The line of a torch.load error that says what went wrong (torch's weights-only errors open with advice)."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not ln.startswith(("Weights only load failed", "Please file", "Check the doc"))]
+    return (useful or lines or [type(e).__name__])[0][:300]
+
+
+def _refused_names(path: Path, e: BaseException) -> list[str]:
+    """When torch's weights-only loader refused `path`: the classes and functions the file names beyond plain data,
+    read from its pickle without running it. Empty for any other error (a damaged file)."""
+    if not (isinstance(e, pickle.UnpicklingError) and "Weights only load failed" in str(e)):
+        return []
+    try:
+        names = set(torch.serialization.get_unsafe_globals_in_checkpoint(path))  # disassembles, runs nothing
+    except Exception:  # noqa: BLE001 (not torch's zip format: torch's error names the first global it refused)
+        names = set()
+    return sorted(names | set(re.findall(r"GLOBAL ([\w.]+)", str(e))))
+
+
+def _asks_for(names: list[str]) -> str:
+    what = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
+    return (
+        f"it asks to load {what}, which a footfall checkpoint never holds (tensors, numbers, strings, lists and "
+        "dicts only), and loading it could run code hidden in the file."
+    )
+
+
+def upgrade_checkpoint(path: str | Path) -> Path:
+    """Rewrite a checkpoint saved by an older footfall (numpy arrays pickled as numpy objects) in the current format,
+    in place. Still loads with weights_only=True: only numpy's array and scalar reconstructors and numeric dtypes are
+    allowed besides plain data, so even this path cannot run code from the file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    core = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    legacy = [
+        np.ndarray,
+        np.dtype,
+        (core._reconstruct, "numpy.core.multiarray._reconstruct"),
+        (core._reconstruct, "numpy._core.multiarray._reconstruct"),
+        (core.scalar, "numpy.core.multiarray.scalar"),
+        (core.scalar, "numpy._core.multiarray.scalar"),
+        *{type(np.dtype(c)) for c in "?bBhHiIlLqQefdgFDG"},  # numeric dtypes' classes (BUILD sets their state)
+    ]
+    try:
+        with torch.serialization.safe_globals(list(CHECKPOINT_SAFE_GLOBALS) + legacy):
+            ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001
+        names = _refused_names(path, e)
+        if names:
+            raise ValueError(f"not upgrading checkpoint {path}: {_asks_for(names)}") from None
+        raise ValueError(f"checkpoint {path} is unreadable ({_weights_only_reason(e)}); not upgraded") from e
+    if not isinstance(ck, dict) or ck.get("format") != "footfall-checkpoint-1":
+        raise ValueError(f"{path} is not a footfall checkpoint; not upgraded")
+    atomic_save(ck, path)
+    return path
