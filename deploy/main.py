@@ -140,7 +140,7 @@ def deploy(
         try:
             runtime.robot.write(runtime.damping)
         finally:
-            tel.close()
+            telemetry = tel.close()  # drains the ring, fsyncs; a write error (disk full) is reported, not raised
             iface.close()
             for op in ops:
                 op.close()
@@ -154,18 +154,14 @@ def deploy(
         "safety_clamps": runtime.safety.clamps,
         "link": _counts(iface),
         "operator_rejected": {k: v for op in ops if isinstance(op, UdpOperator) for k, v in op.bad.items()},
-        "telemetry": {
-            "ticks_written": getattr(tel, "ticks_written", None),
-            "dropped_ticks": getattr(tel, "dropped_ticks", None),
-            "error": getattr(tel, "error", None),
-        },
+        "telemetry": {k: telemetry[k] for k in ("ticks_written", "dropped_ticks", "error")},
         "realtime": setup,
         **timing,
     }
 
 
 def _counts(iface: Any) -> dict[str, Any]:
-    counters = getattr(iface, "counters", None)
-    if counters is None:
+    """What the UDP link accepted and refused, by reason (a simulated robot has no link)."""
+    if not isinstance(iface, UdpRobot):
         return {}
-    return {"ok": counters.ok, **{f"bad_{k}": v for k, v in counters.bad.items()}}
+    return {"ok": iface.counters.ok, **{f"bad_{k}": v for k, v in iface.counters.bad.items()}}
