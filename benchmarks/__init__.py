@@ -8,4 +8,5 @@ BENCHMARKS: dict[str, str] = {
     "ik": "footfall.benchmarks.ik_bench",
     "zmp": "footfall.benchmarks.zmp_bench",
     "mpc": "footfall.benchmarks.mpc_bench",
+    "faults": "footfall.benchmarks.faults_bench",
 }

@@ -1,12 +1,15 @@
 """`footfall bench deploy`: timing of the deploy loop on the real two-process path.
 
 A bridge process serves a MuJoCo Go1 over loopback UDP at 500 Hz; the runtime runs the quadruped policy (the
-preset's network: untrained weights, the same compute) at 50 Hz for 60 s (10 s with --quick): observation terms,
-onnxruntime, safety layer, telemetry log. The safety layer's tilt and speed trips are off here so that the policy
-runs for the whole minute even when the untrained robot falls; what is timed is the same code.
+preset's network: untrained weights, the same compute) at 50 Hz for 60 s (10 s with --quick) over the
+authenticated link (protocol 2, HMAC-SHA256 on every datagram) with the telemetry writer thread: observation terms,
+onnxruntime, safety layer, link, log. The safety layer's tilt, speed and joint-range trips are off here so that the
+policy runs for the whole minute even when the untrained robot falls; what is timed is the same code.
 
-Reference, same run: the loop most deploy scripts use, `work(); time.sleep(period)`, which drifts by the work's
-duration every tick.
+References, same run: the same loop for the same time over a keyless link without telemetry (the whole tick's
+ratio shows what the authenticated link and the log cost in the loop; a keyless link still tags with the empty key,
+so the HMAC's own cost is timed apart, back to back); and the loop most deploy scripts use,
+`work(); time.sleep(period)`, which drifts by the work's duration every tick.
 """
 
 from __future__ import annotations
@@ -23,6 +26,13 @@ from typing import Any
 import numpy as np
 
 from footfall.benchmarks.common import machine, table
+from footfall.deploy.keys import generate_key, load_key
+from footfall.deploy.policy import OnnxPolicy, PolicyController
+from footfall.deploy.runtime import Mode, Runtime, RuntimeConfig, telemetry_fields
+from footfall.deploy.safety import SafetyConfig
+from footfall.deploy.telemetry import TelemetryWriter
+from footfall.deploy.udp import UdpRobot, free_port
+from footfall.robots.registry import load_robot
 
 
 def make_policy(out: Path) -> Path:
@@ -95,46 +105,28 @@ def wake_probe(policy: Any, obs: np.ndarray, n: int = 200) -> dict[str, float]:
     return out
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    from footfall.deploy.policy import OnnxPolicy, PolicyController
-    from footfall.deploy.runtime import Runtime, RuntimeConfig, telemetry_fields
-    from footfall.deploy.safety import SafetyConfig
-    from footfall.deploy.telemetry import TelemetryWriter
-    from footfall.deploy.udp import UdpRobot, free_port
-    from footfall.robots.registry import load_robot
-
-    duration = 10.0 if quick else 60.0
-    tmp = Path(tempfile.mkdtemp(prefix="footfall-bench-deploy-"))
-    policy = OnnxPolicy.load(make_policy(tmp))
+def timed_loop(policy: Any, port: int, duration: float, key_path: Path | None, log: Path | None) -> dict[str, Any]:
+    """The policy in the runtime at its period for `duration` against a bridge process on `port`: over the
+    authenticated link when `key_path` is given (keyless otherwise), with the telemetry writer thread when `log` is.
+    Returns the loop's timing, the bridge's report, the runtime and its robot."""
     c = policy.contract
     spec = load_robot(c.robot.name)
-    port = free_port()
-    bridge = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from footfall.deploy.udp import bridge_main; sys.exit(bridge_main())",
-            "--robot",
-            spec.name,
-            "--port",
-            str(port),
-            "--duration",
-            str(duration + 4),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    cmd = [sys.executable, "-c", "import sys; from footfall.deploy.udp import bridge_main; sys.exit(bridge_main())"]
+    cmd += ["--robot", spec.name, "--port", str(port), "--duration", str(duration + 4)]
+    cmd += ["--key", str(key_path)] if key_path is not None else []
+    bridge = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    tel = None
     try:
         bridge.stdout.readline()  # the banner: it is listening
-        robot = UdpRobot("127.0.0.1", port, spec.num_joints, len(spec.feet))
-        deadline = time.perf_counter() + 5
-        while robot.read() is None and time.perf_counter() < deadline:
-            robot.hello()
-            time.sleep(0.01)
+        key = load_key(key_path) if key_path is not None else None
+        robot = UdpRobot("127.0.0.1", port, spec.num_joints, len(spec.feet), key)
         controller = PolicyController(policy, spec)
-        fields = telemetry_fields(len(c.commands.names), c.observation_size, c.action_size, spec.num_joints)
-        tel = TelemetryWriter(tmp / "bench.fflog", fields, {"period_s": c.timing.control_dt_s})
-        safety = SafetyConfig(max_tilt_deg=180.0, velocity_margin=1e6)
+        if log is not None:
+            fields = telemetry_fields(
+                len(c.commands.names), c.observation_size, c.action_size, spec.num_joints, len(spec.feet)
+            )
+            tel = TelemetryWriter(log, fields, {"period_s": c.timing.control_dt_s}, force=True)
+        safety = SafetyConfig(max_tilt_deg=180.0, velocity_margin=1e6, position_margin_rad=10.0)
         rt = Runtime(
             robot,
             spec,
@@ -145,16 +137,58 @@ def run(quick: bool = False) -> dict[str, Any]:
             obs_size=c.observation_size,
         )
         rt.set_velocity(np.array([0.5, 0.0, 0.0]))
-        rt.run_now()
+
+        def run_once_linked(r: Runtime) -> None:  # the handshake happens in the loop's first ticks, as in deploy
+            if r.mode == Mode.PASSIVE and robot.session_active and r.safety.fresh():
+                r.run_now()
+
+        rt.on_tick.append(run_once_linked)
         timing = rt.loop(duration_s=duration)
-        tel.close()
-        stayed_in_run = not any(e["to"] == "DAMP" for e in rt.events)
         robot.close()
         out, _ = bridge.communicate(timeout=15)
         bridge_report = json.loads(out.strip().splitlines()[-1])
     finally:
+        if tel is not None:
+            tel.close()
         if bridge.poll() is None:
             bridge.kill()
+    return {"timing": timing, "bridge": bridge_report, "runtime": rt, "robot": robot}
+
+
+def hmac_cost_us(nj: int, nf: int, n: int = 5000) -> dict[str, float]:
+    """Median microseconds, back to back, to encode one COMMAND datagram with its HMAC-SHA256 tag, and of the tag
+    alone (keyless links tag with the empty key: the same cost, so the loop comparison below cannot isolate it)."""
+    import hmac as _hmac
+
+    from footfall.deploy import udp
+
+    key = bytes(32)
+    v = np.zeros(5 * nj)
+    enc, tag = np.empty(n), np.empty(n)
+    for i in range(n):
+        t0 = time.perf_counter()
+        pkt = udp.encode(udp.COMMAND, key, nj, nf, v, session=1, seq=i + 1, stamp=0.0)
+        t1 = time.perf_counter()
+        _hmac.digest(key, pkt[: -udp.TAG_SIZE], "sha256")
+        t2 = time.perf_counter()
+        enc[i], tag[i] = t1 - t0, t2 - t1
+    return {"encode_us": float(np.median(enc) * 1e6), "hmac_us": float(np.median(tag) * 1e6)}
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    duration = 10.0 if quick else 60.0
+    tmp = Path(tempfile.mkdtemp(prefix="footfall-bench-deploy-"))
+    policy = OnnxPolicy.load(make_policy(tmp))
+    c = policy.contract
+    key_path = tmp / "bench.key"
+    generate_key(key_path)
+    # the reference, same run: keyless link, no telemetry (what the loop costs without either)
+    plain = timed_loop(policy, free_port(), duration, None, None)
+    main_run = timed_loop(policy, free_port(), duration, key_path, tmp / "bench.fflog")
+    timing, bridge_report, rt, robot = (main_run[k] for k in ("timing", "bridge", "runtime", "robot"))
+    stayed_in_run = not any(e["to"] == "DAMP" for e in rt.events) and rt.mode == Mode.RUN
+    controller = rt.controller
+    costs = hmac_cost_us(rt.nj, len(rt.spec.feet))
     last = robot.latest
     naive = naive_loop(lambda: controller(last, np.zeros(3)), c.timing.control_dt_s, duration)
     hot = hot_tick(rt, last)
@@ -178,6 +212,16 @@ def run(quick: bool = False) -> dict[str, Any]:
             )
         },
         "stayed_in_run": stayed_in_run,
+        "authenticated": True,
+        "telemetry_thread": True,
+        "plain_tick_median_ms": plain["timing"]["tick_median_ms"],
+        "plain_tick_total_median_ms": plain["timing"]["tick_total_median_ms"],
+        "plain_lateness_p99_us": plain["timing"]["lateness_p99_us"],
+        "tick_total_ratio_auth_telemetry_vs_plain": main_run["timing"]["tick_total_median_ms"]
+        / plain["timing"]["tick_total_median_ms"],
+        "command_encode_us": costs["encode_us"],
+        "command_hmac_us": costs["hmac_us"],
+        "bridge_sessions_established": bridge_report.get("sessions_established"),
         "bridge_rate_hz": 500.0,
         "bridge_ticks": bridge_report["ticks"],
         "bridge_lateness_median_us": bridge_report["lateness_median_us"],
@@ -222,6 +266,14 @@ def main(quick: bool = False) -> dict[str, Any]:
                     "-",
                     "-",
                 ),
+                (
+                    "same loop, keyless link, no telemetry",
+                    "-",
+                    "-",
+                    f"{r['plain_lateness_p99_us']:.0f}",
+                    f"{r['plain_tick_median_ms']:.3f}",
+                    f"{r['plain_tick_total_median_ms']:.3f}",
+                ),
                 ("same tick compute, back to back (warm caches)", "-", "-", "-", f"{r['tick_hot_median_ms']:.3f}", "-"),
                 ("reference: work(); sleep(period)", f"{r['naive_sleep_period_error_mean_us']:.0f}", *["-"] * 4),
             ],
@@ -230,7 +282,10 @@ def main(quick: bool = False) -> dict[str, Any]:
     print(
         f"targets: period error 0 (absolute deadlines), lateness p99 <= 200 us, tick compute (observation + ONNX + "
         f"safety) median <= 0.3 ms; the whole tick adds the UDP read and write and the telemetry log. "
-        f"Missed ticks {r['missed']}; bad packets at the bridge {r['bridge_packets_bad']}."
+        f"Missed ticks {r['missed']}; bad packets at the bridge {r['bridge_packets_bad']}. Whole tick, authenticated "
+        "link + telemetry thread / keyless link without telemetry: "
+        f"{r['tick_total_ratio_auth_telemetry_vs_plain']:.2f}. One COMMAND datagram: "
+        f"{r['command_encode_us']:.1f} us to encode, of which {r['command_hmac_us']:.1f} us HMAC-SHA256 (back to back)."
     )
     rows = [(k.replace("_", " "), f"{v:.3f}") for k, v in r["onnx_call_median_ms"].items()]
     print(

@@ -209,9 +209,14 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
             cpu=args.cpu,
             safety=safety,
             stand_up_s=args.stand_up_s,
+            key=args.key,
+            force=args.force,
         )
     except ContractMismatchError as e:
         print(f"footfall deploy: refusing to run: {e}", file=sys.stderr)
+        return 2
+    except FileExistsError as e:
+        print(f"footfall deploy: {e}", file=sys.stderr)
         return 2
     print(json.dumps(report))
     return 0
@@ -312,10 +317,25 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_bridge(args: argparse.Namespace) -> int:
-    from footfall.deploy.udp import bridge_main
+# Subcommands with parsers of their own (every argument after the name, --help included, goes to them), in the
+# module that owns the code, so that each runs on a robot's computer with the base install.
+DELEGATED: dict[str, tuple[str, str, str]] = {
+    "bridge": (
+        "footfall.deploy.udp",
+        "bridge_main",
+        "serve a MuJoCo robot over the authenticated UDP link, as a hardware bridge would",
+    ),
+    "keygen": ("footfall.deploy.keys", "keygen_main", "write a key file (mode 0600) for the UDP link and the operator"),
+    "operator": ("footfall.deploy.operator", "operator_main", "send an operator command to a running footfall deploy"),
+    "log": ("footfall.deploy.logtool", "log_main", "inspect a telemetry log, or export it to MCAP"),
+}
 
-    return bridge_main(args.bridge_args)
+
+def _run_delegated(name: str, argv: list[str]) -> int:
+    import importlib
+
+    module, func, _ = DELEGATED[name]
+    return getattr(importlib.import_module(module), func)(argv)
 
 
 def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
@@ -442,8 +462,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="FIELD=VALUE",
         help="override a safety limit (repeatable): max_tilt_deg=60, velocity_margin=1.5 (x the joint velocity "
-        "limit), max_step_rad=0.5 (per tick), stale_periods=3, command_timeout_s=0.5, torque_reach=2.0",
+        "limit), max_target_rate_rad_s=25, stale_periods=3, command_timeout_s=0.5, torque_reach=2.0, "
+        "quat_norm_tolerance=0.1, position_margin_rad=0.1, max_state_age_s=0.05, max_missed_deadlines=3, "
+        "max_gain_scale=2 (see docs/safety.md)",
     )
+    p.add_argument(
+        "--key",
+        help="key file shared with the robot's bridge (footfall keygen KEY): authenticates the UDP link and the "
+        "operator port. Required for a bridge that is not on this machine",
+    )
+    p.add_argument("--force", action="store_true", help="overwrite an existing telemetry log")
     commands["deploy"] = _cmd_deploy
 
     p = sub.add_parser(
@@ -512,15 +540,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("policy", help="policy.onnx")
     commands["replay"] = _cmd_replay
 
-    p = sub.add_parser(
-        "bridge",
-        help="serve a MuJoCo robot over UDP, as a hardware bridge would",
-        description="A robot-side bridge for a simulated robot: see footfall/deploy/udp.py for the protocol. "
-        "Arguments after 'bridge' go to it (footfall bridge --help).",
-        add_help=False,
-    )
-    p.add_argument("bridge_args", nargs=argparse.REMAINDER)
-    commands["bridge"] = _cmd_bridge
+    for name, (_, _, help_text) in DELEGATED.items():
+        p = sub.add_parser(name, help=help_text, description=f"{help_text} (footfall {name} --help)", add_help=False)
+        p.add_argument("args", nargs=argparse.REMAINDER)
+        commands[name] = lambda args, name=name: _run_delegated(name, args.args)
 
     p = sub.add_parser(
         "bench",
@@ -544,10 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["bridge"]:  # its own parser takes every argument after the name, --help included
-        from footfall.deploy.udp import bridge_main
-
-        return bridge_main(argv[1:])
+    if argv[:1] and argv[0] in DELEGATED:  # its own parser takes every argument after the name, --help included
+        return _run_delegated(argv[0], argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -252,9 +252,7 @@ def test_telemetry_log_replays_exactly_and_survives_truncation(exported: tuple[P
     c = policy.contract
     sim = MujocoRobot("go1")
     log = tmp_path / "run.fflog"
-    tel = TelemetryWriter(
-        log, telemetry_fields(3, c.observation_size, c.action_size, 12), {"period_s": 0.02}, flush_every=7
-    )
+    tel = TelemetryWriter(log, telemetry_fields(3, c.observation_size, c.action_size, 12), {"period_s": 0.02})
     spec = load_robot("go1")
     rt = Runtime(
         sim,
@@ -269,9 +267,11 @@ def test_telemetry_log_replays_exactly_and_survives_truncation(exported: tuple[P
     rt.start()  # stand up, then run: the tick that enters RUN sends the stand-up pose, not a policy action
     rt.run()
     rt.loop(ticks=50, freeze_gc=False)
-    tel.close()
+    stats = tel.close()
+    assert stats["ticks_written"] == 50 and stats["error"] is None and stats["dropped_ticks"] == 0
     t = read_log(log)
-    assert len(t.ticks["mode"]) == 50 and not t.truncated
+    assert len(t.ticks["mode"]) == 50 and not t.truncated and t.closed
+    assert [e["to"] for e in t.events if e["event"] == "mode"] == ["STAND_UP", "RUN"]
     ran = t.ticks["ran"][:, 0] == 1
     assert np.all(t.ticks["mode"][ran] == Mode.RUN) and np.any(t.ticks["action"] != 0)
     assert (t.ticks["mode"][:, 0] == Mode.RUN).sum() == ran.sum() + 1
@@ -279,9 +279,16 @@ def test_telemetry_log_replays_exactly_and_survives_truncation(exported: tuple[P
     assert r["run_ticks"] == ran.sum() >= 35 and r["max_action_diff"] == 0.0
     data = log.read_bytes()
     cut = tmp_path / "cut.fflog"
-    cut.write_bytes(data[: len(data) - 100])  # a crash mid-record
+    last = data.rfind(b'{"event": "closed"') - 9  # the clean-close record (9-byte chunk head) follows the last tick
+    cut.write_bytes(data[: last - 100])  # a crash mid-record
     t2 = read_log(cut)
-    assert t2.truncated and len(t2.ticks["mode"]) == 49
+    assert t2.truncated and len(t2.ticks["mode"]) == 49 and not t2.closed
+    other = tmp_path / "other.fflog"  # a log recorded with another policy: a clear error, not a crash
+    w = TelemetryWriter(other, [("mode", 1), ("obs", c.observation_size + 1), ("action", c.action_size)], {})
+    w.commit()
+    w.close()
+    with pytest.raises(ValueError, match="recorded with another policy"):
+        replay(other, path)
 
 
 def test_operator_commands_are_clipped_to_the_trained_ranges(exported: tuple[Path, dict]) -> None:
@@ -356,25 +363,30 @@ def test_policy_joint_names_map_a_renamed_model(exported: tuple[Path, dict], tmp
 
 
 def test_protocol_round_trip_and_rejections() -> None:
-    v = np.arange(2 * 12 + 10 + 4, dtype=float)
-    pkt = udp.encode(udp.STATE, 7, 1.5, 12, 4, v)
-    kind, seq, stamp, nj, nf, out = udp.decode(pkt)
-    assert (kind, seq, stamp, nj, nf) == (udp.STATE, 7, 1.5, 12, 4) and np.array_equal(out, v)
+    key = bytes(range(32))
+    v = np.arange(3 * 12 + 10 + 4, dtype=float)
+    pkt = udp.encode(udp.STATE, key, 12, 4, v, session=3, seq=7, stamp=1.5)
+    p = udp.decode(pkt, key)
+    assert (p.kind, p.session, p.seq, p.stamp, p.nj, p.nf) == (udp.STATE, 3, 7, 1.5, 12, 4)
+    assert np.array_equal(p.values(), v) and len(pkt) == 52 + 4 * len(v) + 32
     bad = bytearray(pkt)
-    bad[30] ^= 0xFF
+    bad[60] ^= 0xFF
     for packet, reason in (
-        (bytes(bad), "bad_checksum"),
+        (bytes(bad), "bad_tag"),
         (b"XXXX" + pkt[4:], "bad_magic"),
-        (pkt[:4] + bytes([9]) + pkt[5:], "bad_version"),
+        (pkt[:4] + bytes([1]) + pkt[5:], "bad_version"),
         (pkt[:-5], "bad_size"),
         (b"\x00" * 3, "bad_size"),
     ):
         with pytest.raises(udp.ProtocolError) as e:
-            udp.decode(packet)
+            udp.decode(packet, key)
         assert e.value.reason == reason
+    with pytest.raises(udp.ProtocolError) as e:
+        udp.decode(pkt, bytes(32))  # another key
+    assert e.value.reason == "bad_tag"
 
 
-def _bridge(port: int, *extra: str, duration: float = 6.0) -> subprocess.Popen:
+def _bridge(port: int, *extra: str, duration: float = 6.0, key: Path | None = None) -> subprocess.Popen:
     p = subprocess.Popen(
         [
             sys.executable,
@@ -384,6 +396,7 @@ def _bridge(port: int, *extra: str, duration: float = 6.0) -> subprocess.Popen:
             str(port),
             "--duration",
             str(duration),
+            *(("--key", str(key)) if key is not None else ()),
             *extra,
         ],
         stdout=subprocess.PIPE,
@@ -393,21 +406,18 @@ def _bridge(port: int, *extra: str, duration: float = 6.0) -> subprocess.Popen:
     return p
 
 
-def _udp_runtime(exported_path: Path, port: int) -> tuple[Runtime, udp.UdpRobot]:
+def _udp_runtime(exported_path: Path, port: int, key: bytes | None = None) -> tuple[Runtime, udp.UdpRobot]:
     spec = load_robot("go1")
-    robot = udp.UdpRobot("127.0.0.1", port, 12, 4)
+    controller = PolicyController(OnnxPolicy.load(exported_path), spec)  # (before the handshake: no pause after it)
+    robot = udp.UdpRobot("127.0.0.1", port, 12, 4, key)
+    damping = JointCommand.damping(12, np.asarray(spec.kd))
     t_end = time.perf_counter() + 5
-    while robot.read() is None:
-        assert time.perf_counter() < t_end, "no state from the bridge"
-        robot.hello()
+    while robot.read() is None:  # the handshake: HELLO, WELCOME, then the first COMMAND makes the session
+        assert time.perf_counter() < t_end, f"no state from the bridge: {robot.counters}"
+        robot.write(damping)
         time.sleep(0.01)
-    rt = Runtime(
-        robot,
-        spec,
-        PolicyController(OnnxPolicy.load(exported_path), spec),
-        RuntimeConfig(control_dt_s=0.02, command_hold=True),
-        clock=RealClock(),
-    )
+    assert robot.session_active
+    rt = Runtime(robot, spec, controller, RuntimeConfig(control_dt_s=0.02, command_hold=True), clock=RealClock())
     return rt, robot
 
 
@@ -422,52 +432,71 @@ def _udp_runtime(exported_path: Path, port: int) -> tuple[Runtime, udp.UdpRobot]
     ],
     ids=["clean", "dropped-packets", "nan-sensor", "delayed-state", "silent-bridge"],
 )
-def test_udp_robot_through_a_bridge_process(exported: tuple[Path, dict], faults: tuple[str, ...], reason: str | None):
+def test_udp_robot_through_a_bridge_process(
+    exported: tuple[Path, dict], tmp_path: Path, faults: tuple[str, ...], reason: str | None
+) -> None:
+    from footfall.deploy.keys import generate_key
+
     port = udp.free_port()
-    bridge = _bridge(port, *faults, duration=5.0)
+    key = generate_key(tmp_path / "robot.key")
+    bridge = _bridge(port, *faults, duration=5.0, key=tmp_path / "robot.key")
     try:
-        rt, robot = _udp_runtime(exported[0], port)
+        rt, robot = _udp_runtime(exported[0], port, key)
         rt.run_now()
-        rt.loop(duration_s=2.5)
+        rt.loop(duration_s=2.5, freeze_gc=False)  # (a full collection first could outlast the bridge's timeout)
         if reason is None:
             assert rt.mode == Mode.RUN, rt.fault
         else:
             assert rt.mode == Mode.DAMP and re.search(reason, rt.fault), rt.fault
+        assert not robot.bridge_latched
         robot.close()
         out, _ = bridge.communicate(timeout=10)
         report = json.loads(out.strip().splitlines()[-1])
         assert report["packets_ok"] > 50
+        assert report["sessions_established"] >= 1 and report["unsafe_commands"] == 0 and not report["keyless"]
+        assert not {"bad_tag", "wrong_source", "replayed", "too_old"} & report["packets_bad"].keys()
     finally:
         bridge.kill()
 
 
-def test_killed_bridge_damps_the_runtime_without_a_crash(exported: tuple[Path, dict]) -> None:
+def test_killed_bridge_damps_the_runtime_without_a_crash(exported: tuple[Path, dict], tmp_path: Path) -> None:
+    from footfall.deploy.keys import generate_key
+
     port = udp.free_port()
-    bridge = _bridge(port, duration=20.0)
-    rt, robot = _udp_runtime(exported[0], port)
+    key = generate_key(tmp_path / "robot.key")
+    bridge = _bridge(port, duration=20.0, key=tmp_path / "robot.key")
+    rt, robot = _udp_runtime(exported[0], port, key)
     rt.run_now()
-    rt.loop(duration_s=0.5)
-    assert rt.mode == Mode.RUN
+    rt.loop(duration_s=0.5, freeze_gc=False)  # (no full collection between handshake and loop: see above)
+    assert rt.mode == Mode.RUN, rt.fault
     bridge.kill()
     bridge.wait()
-    rt.loop(duration_s=0.5)
+    rt.loop(duration_s=0.5, freeze_gc=False)
     assert rt.mode == Mode.DAMP and "stale" in rt.fault
     trip = next(e for e in rt.events if e["to"] == "DAMP")["tick"]
     assert trip - 25 <= 4  # within 3 periods (+1 for the kill landing mid-period) of the last live tick
     robot.close()
 
 
-def test_bridge_ignores_and_counts_bad_packets_and_listens_on_loopback() -> None:
+def test_bridge_ignores_and_counts_bad_packets_and_listens_on_loopback(tmp_path: Path) -> None:
+    from footfall.deploy.keys import generate_key
+
     port = udp.free_port()
-    bridge = _bridge(port, duration=1.5)
+    key = generate_key(tmp_path / "robot.key")
+    bridge = _bridge(port, duration=1.5, key=tmp_path / "robot.key")
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    good = udp.encode(udp.COMMAND, 1, 0.0, 12, 4, np.zeros(60))
-    for packet in (b"garbage", b"FFUP" + bytes([2]) + good[5:], good[:-1] + bytes([good[-1] ^ 1]), good):
+    s.settimeout(1.0)
+    v1 = b"FFUP" + bytes([1, 3]) + bytes(22)  # a version-1 HELLO
+    hello = udp.encode(udp.HELLO, key, 12, 4, bytes(16), stamp=time.monotonic())
+    forged = udp.encode(udp.HELLO, bytes(32), 12, 4, bytes(16), stamp=time.monotonic())
+    for packet in (b"garbage", v1, forged, hello):
         s.sendto(packet, ("127.0.0.1", port))
+    welcome = udp.decode(s.recv(4096), key)  # only the good HELLO is answered
+    assert welcome.kind == udp.WELCOME and welcome.payload[:16] == bytes(16)
     out, _ = bridge.communicate(timeout=10)
     report = json.loads(out.strip().splitlines()[-1])
-    assert report["packets_ok"] == 1
-    assert report["packets_bad"] == {"bad_size": 1, "bad_version": 1, "bad_checksum": 1}
+    assert report["packets_ok"] == 1 and report["sessions_established"] == 0  # no COMMAND: no session
+    assert report["packets_bad"] == {"bad_magic": 1, "bad_version": 1, "bad_tag": 1}
     import inspect
 
     assert inspect.signature(udp.run_bridge).parameters["host"].default == "127.0.0.1"
@@ -475,14 +504,29 @@ def test_bridge_ignores_and_counts_bad_packets_and_listens_on_loopback() -> None
 
 def test_bridge_damps_when_commands_stop_after_its_command_timeout() -> None:
     port = udp.free_port()
-    bridge = _bridge(port, "--command-timeout", "1.0", duration=2.5)
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    cmd = udp.encode(udp.COMMAND, 1, 0.0, 12, 4, np.zeros(60))
+    bridge = _bridge(port, "--command-timeout", "1.0", duration=3.0)  # keyless: loopback only
+    robot = udp.UdpRobot("127.0.0.1", port, 12, 4, None)
+    cmd = JointCommand.damping(12, 0.5)
+    t_end = time.perf_counter() + 5
+    while not robot.session_active:
+        assert time.perf_counter() < t_end, f"no session: {robot.counters}"
+        robot.write(cmd)
+        robot.read()
+        time.sleep(0.01)
     for _ in range(2):  # two commands 0.2 s apart: the default 0.1 s timeout would damp between them
-        s.sendto(cmd, ("127.0.0.1", port))
+        robot.write(cmd)
         time.sleep(0.2)
+    t_end = time.perf_counter() + 1.2
+    while time.perf_counter() < t_end:  # reading (not writing) keeps the STATEs fresh
+        robot.read()
+        time.sleep(0.01)
+    latched = robot.bridge_latched
+    robot.close()
     out, _ = bridge.communicate(timeout=10)
-    assert json.loads(out.strip().splitlines()[-1])["command_timeouts"] == 1  # once, after the last command
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["command_timeouts"] == 1 and report["latched_damps"] == 1  # once, after the last command
+    assert report["latched"] and report["latch_reason"] == "command_timeout" and report["keyless"]
+    assert latched  # the STATEs said so
 
 
 def test_arm_runtime_observes_what_the_env_trained_on(tmp_path: Path) -> None:
