@@ -89,6 +89,29 @@ def rows(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             "<= 0.3",
         )
         add("deploy", "500 Hz bridge lateness p99, us", r.get("bridge_lateness_p99_us"), "", None, "-")
+        add(
+            "deploy",
+            "whole tick median, ms (HMAC link + log thread)",
+            r.get("tick_total_median_ms"),
+            "keyless link, no log",
+            r.get("plain_tick_total_median_ms"),
+            "-",
+        )
+    if "faults" in results:
+        r = results["faults"]
+        add("faults", f"crashes ({r.get('scenarios')} scenarios)", r.get("crashes"), "", None, "0", ratio=None)
+        add("faults", "unsafe commands applied", r.get("unsafe_commands_applied"), "", None, "0", ratio=None)
+        add(
+            "faults",
+            f"spoofed / replayed accepted ({r.get('datagrams_tried')} tried)",
+            f"{r.get('spoofed_accepted')} / {r.get('replayed_accepted')}",
+            "",
+            None,
+            "0 / 0",
+            ratio=None,
+        )
+        add("faults", "periods to damp, max", r.get("max_periods_to_damp"), "", None, "<= 3", ratio=None)
+        add("faults", "log ticks lost on SIGKILL", r.get("telemetry_ticks_lost_on_sigkill"), "", None, "<= 50 (1 s)")
     if "ik" in results:
         r = results["ik"]
         add(

@@ -586,6 +586,89 @@ def test_hostile_datagrams_never_raise_and_are_all_counted(pair: Pair) -> None:
     assert all(LIMITS.check(c) is None for c in pair.applied)
 
 
+def _mutate(rng: random.Random, samples: list[bytes]) -> bytes:
+    r = rng.random()
+    if r < 0.2:
+        return rng.randbytes(rng.randrange(0, 600))
+    b = bytearray(rng.choice(samples))
+    if r < 0.5:
+        for _ in range(rng.randrange(1, 4)):
+            b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
+    elif r < 0.65:
+        del b[rng.randrange(len(b)) :]
+    elif r < 0.8:
+        b[rng.randrange(len(b)) :] = rng.randbytes(rng.randrange(1, 80))
+    else:
+        b[rng.randrange(4, 52)] = rng.randrange(256)  # a header field: version, kind, sizes, flags, session, seq
+    return bytes(b)
+
+
+def test_ten_thousand_hostile_datagrams_into_each_side_of_a_running_loop() -> None:
+    """Fuzzing the whole path: the runtime in RUN ticks against a BridgeLink while 10,000 random and mutated
+    datagrams go to each side, from the peers' own addresses (the hardest place: past the source checks) and from
+    a stranger. Nothing raises, not even inside a tick; every datagram is counted; the runtime stays in RUN on the
+    real state; and no command outside the robot's limits ever reaches the drives."""
+    from footfall.deploy.runtime import Mode, Runtime, RuntimeConfig
+
+    class Clock:
+        def __init__(self, pair: Pair):
+            self.pair = pair
+
+        def now(self) -> float:
+            return self.pair.clock()
+
+        def wait_until(self, t: float) -> None:
+            self.pair.clock.t = max(self.pair.clock.t, t)
+
+    pair = Pair()
+    stranger = attacker()
+    try:
+        pair.connect(stand())
+
+        def hold(reading: RobotReading, command: np.ndarray) -> JointCommand:
+            return stand()
+
+        rt = Runtime(pair.robot, SPEC, hold, RuntimeConfig(control_dt_s=0.02), clock=Clock(pair))
+        rt.run_now()
+        s = pair.link.session
+        cmd_v = np.concatenate([stand().q, stand().dq, stand().kp, stand().kd, stand().tau])
+        samples = [
+            udp.encode(udp.COMMAND, s.key, NJ, NF, cmd_v, session=s.id, seq=s.window.top + 1, stamp=1.0),
+            pair.link.state_packet(STATE_VALUES)[0],
+            udp.encode(udp.HELLO, KEY, NJ, NF, bytes(16), stamp=1.0),
+            udp.encode(udp.WELCOME, KEY, NJ, NF, bytes(32), session=5),
+        ]
+        rng = random.Random(11)
+
+        def total(c: udp.Counters) -> int:
+            return c.ok + sum(c.bad.values())
+
+        n, per_tick = 10_000, 100
+        robot_addr, link_addr = pair.robot.sock.getsockname(), pair.sock.getsockname()
+        for k in range(n // per_tick):
+            for i in range(per_tick):  # from the peers' own sockets
+                pair.robot.sock.send(_mutate(rng, samples))
+                pair.link._send(_mutate(rng, samples), robot_addr)
+                if i % 4 == 0:  # and from a stranger (the runtime's kernel drops these: its socket is connected)
+                    stranger.sendto(_mutate(rng, samples), link_addr)
+                    stranger.sendto(_mutate(rng, samples), robot_addr)
+            pair.clock.advance(0.02)
+            rt.tick()  # reads (the fuzz and the real state), checks, commands, writes
+            pair.serve()  # the bridge drains its fuzz and the command, sends the next state
+            assert rt.mode == Mode.RUN, (k, rt.fault)
+        pair.clock.advance(0.02)
+        rt.tick()
+        assert rt.tick_errors == 0 and rt.mode == Mode.RUN
+        assert "internal_error" not in pair.link.counters.bad and "internal_error" not in pair.robot.counters.bad
+        # every datagram that reached a side was counted (ok or by reason): its fuzz plus the real traffic
+        assert total(pair.link.counters) >= n * 5 // 4 and total(pair.robot.counters) >= n
+        assert pair.link.session is s and not pair.link.latched
+        assert len(pair.applied) > 0 and all(LIMITS.check(c) is None for c in pair.applied)
+    finally:
+        stranger.close()
+        pair.close()
+
+
 def test_gain_bounds_pass_every_controller_footfall_ships() -> None:
     """False latching: the bridge's default bounds let through every gain footfall itself sends (a bridge that
     damps a correct controller would be switched off), and not much more."""
