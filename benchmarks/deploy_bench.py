@@ -115,7 +115,7 @@ def timed_loop(policy: Any, port: int, duration: float, key_path: Path | None, l
     cmd += ["--robot", spec.name, "--port", str(port), "--duration", str(duration + 4)]
     cmd += ["--key", str(key_path)] if key_path is not None else []
     bridge = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    tel = None
+    tel = robot = None
     try:
         bridge.stdout.readline()  # the banner: it is listening
         key = load_key(key_path) if key_path is not None else None
@@ -148,6 +148,8 @@ def timed_loop(policy: Any, port: int, duration: float, key_path: Path | None, l
         out, _ = bridge.communicate(timeout=15)
         bridge_report = json.loads(out.strip().splitlines()[-1])
     finally:
+        if robot is not None:
+            robot.close()
         if tel is not None:
             tel.close()
         if bridge.poll() is None:

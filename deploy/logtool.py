@@ -105,7 +105,10 @@ def _start_ns(tel: Telemetry) -> int:
             t = _dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
             if t.tzinfo is None:
                 t = t.replace(tzinfo=_dt.timezone.utc)
-            return int(t.timestamp()) * 1_000_000_000 + t.microsecond * 1000
+            ns = int(t.timestamp()) * 1_000_000_000 + t.microsecond * 1000
+            # a forged or broken start time (year 9999) must not overflow MCAP's u64 times with the ticks added:
+            # anything past year 2262 or before 1970 is refused, the ticks then start at 0
+            return ns if 0 <= ns < 2**63 - 10**18 else 0
         except (ValueError, OverflowError, OSError):
             pass
     return 0

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import queue
 import signal
 import sys
-from contextlib import contextmanager
+import threading
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,33 @@ from footfall.deploy.telemetry import TelemetryWriter
 from footfall.deploy.udp import UdpRobot
 
 EXIT_SIGNALS = ("SIGTERM", "SIGHUP", "SIGINT")
+
+
+class _Console:
+    """Prints the runtime's fault notices from a thread of its own: a stalled terminal (Ctrl-S, a hung SSH session)
+    then never blocks the control loop. A full queue drops notices (the telemetry log has every one)."""
+
+    def __init__(self, size: int = 256):
+        self.queue: queue.Queue[str | None] = queue.Queue(maxsize=size)
+        self.thread = threading.Thread(target=self._run, name="footfall-console", daemon=True)
+        self.thread.start()
+
+    def __call__(self, message: str) -> None:
+        try:
+            self.queue.put_nowait(message)
+        except queue.Full:
+            pass
+
+    def _run(self) -> None:
+        while (message := self.queue.get()) is not None:
+            print(f"footfall deploy: {message}", file=sys.stderr, flush=True)
+
+    def close(self, timeout_s: float = 1.0) -> None:
+        try:
+            self.queue.put(None, timeout=timeout_s)
+        except queue.Full:
+            return
+        self.thread.join(timeout_s)
 
 
 @contextmanager
@@ -87,63 +116,68 @@ def deploy(
         "contract": json.loads(c.to_json()),
         "started_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(),
     }
-    if robot == "sim":
-        iface: Any = MujocoRobot(robot_spec)
-    else:
-        iface = UdpRobot.from_url(robot, robot_spec.num_joints, len(robot_spec.feet), secret)
-    tel = TelemetryWriter(log_path, fields, meta, force=force)  # (refuses an existing log unless force)
-    if robot == "sim":
-        iface.start()
-    setup = realtime_setup(cpu) if rt else {}
-    runtime = Runtime(
-        iface,
-        robot_spec,
-        controller,
-        RuntimeConfig(
-            control_dt_s=c.timing.control_dt_s,
-            num_commands=len(c.commands.names),
-            command_hold=velocity is not None,
-            command_ranges=tuple(c.commands.ranges),
-            stand_up_s=stand_up_s,
-        ),
-        safety,
-        telemetry=tel,
-        obs_size=c.observation_size,
-    )
-    runtime.console = lambda message: print(f"footfall deploy: {message}", file=sys.stderr, flush=True)
-    ops: list[Any] = [KeyboardOperator()]
-    if operator_port:
-        ops.append(UdpOperator(operator_port, key=secret))
-    runtime.on_tick.append(lambda r: [op.poll(r) for op in ops])
-    if velocity is not None:
-        runtime.set_velocity(np.asarray(velocity[: len(c.commands.names)], dtype=float))
-    if autostart:
-        runtime.start()
-        runtime.run()
-    print(
-        f"footfall deploy: {policy_path} on {robot} ({robot_spec.name}) at {1 / c.timing.control_dt_s:g} Hz; "
-        f"mode {runtime.mode.name}. Keys: g stand up, r run, x stop, p reset, w/a/s/d/q/e velocity. "
-        + (
-            f"UDP operator on 127.0.0.1:{operator_port} ("
-            + ("commands need the key: footfall operator CMD --key KEY" if secret else "no key: any local process")
-            + "). "
-            if operator_port
-            else ""
+    tel = TelemetryWriter(log_path, fields, meta, force=force)  # first: refuses an existing log before anything opens
+    console = _Console()
+    resources = ExitStack()  # closed in reverse order whatever happens below; the log last
+    resources.callback(tel.close)
+    resources.callback(console.close)
+    with resources:
+        if robot == "sim":
+            iface: Any = MujocoRobot(robot_spec)
+            resources.callback(iface.close)
+            iface.start()
+        else:
+            iface = UdpRobot.from_url(robot, robot_spec.num_joints, len(robot_spec.feet), secret)
+            resources.callback(iface.close)
+        setup = realtime_setup(cpu) if rt else {}
+        runtime = Runtime(
+            iface,
+            robot_spec,
+            controller,
+            RuntimeConfig(
+                control_dt_s=c.timing.control_dt_s,
+                num_commands=len(c.commands.names),
+                command_hold=velocity is not None,
+                command_ranges=tuple(c.commands.ranges),
+                stand_up_s=stand_up_s,
+            ),
+            safety,
+            telemetry=tel,
+            obs_size=c.observation_size,
         )
-        + f"Telemetry: {log_path}. Ctrl-C, SIGTERM or SIGHUP damp and exit.",
-        flush=True,
-    )
-    try:
+        runtime.console = console
+        ops: list[Any] = [KeyboardOperator()]
+        if operator_port:
+            ops.append(UdpOperator(operator_port, key=secret))
+            resources.callback(ops[-1].close)
+        runtime.on_tick.append(lambda r: [op.poll(r) for op in ops])
+        if velocity is not None:
+            runtime.set_velocity(np.asarray(velocity[: len(c.commands.names)], dtype=float))
+        if autostart:
+            runtime.start()
+            runtime.run()
+        print(
+            f"footfall deploy: {policy_path} on {robot} ({robot_spec.name}) at {1 / c.timing.control_dt_s:g} Hz; "
+            f"mode {runtime.mode.name}. Keys: g stand up, r run, x stop, p reset, w/a/s/d/q/e velocity. "
+            + (
+                f"UDP operator on 127.0.0.1:{operator_port} ("
+                + ("commands need the key: footfall operator CMD --key KEY" if secret else "no key: any local process")
+                + "). "
+                if operator_port
+                else ""
+            )
+            + f"Telemetry: {log_path}. Ctrl-C, SIGTERM or SIGHUP damp and exit.",
+            flush=True,
+        )
+        # the handlers stay installed until the log is closed: a second signal during the cleanup changes nothing
         with exit_on_signals(runtime):
-            timing = runtime.loop(duration_s=duration_s)
-    finally:
-        try:
-            runtime.robot.write(runtime.damping)
-        finally:
-            telemetry = tel.close()  # drains the ring, fsyncs; a write error (disk full) is reported, not raised
-            iface.close()
-            for op in ops:
-                op.close()
+            try:
+                timing = runtime.loop(duration_s=duration_s)
+            finally:
+                try:
+                    runtime.robot.write(runtime.damping)
+                finally:
+                    telemetry = tel.close()  # drains the ring, fsyncs; a write error (disk full) is reported
     return {
         "log": str(log_path),
         "final_mode": runtime.mode.name,

@@ -109,7 +109,7 @@ class UdpOperator:
         if not isinstance(msg, dict):
             raise OperatorRejected("not_an_object")
         cmd = msg.get("cmd")
-        if cmd is not None and cmd not in COMMANDS:
+        if "cmd" in msg and cmd not in COMMANDS:  # (a null or a number is no command either)
             raise OperatorRejected("unknown_cmd")
         if cmd == "stop":
             return msg  # anyone may damp the robot
@@ -149,8 +149,9 @@ class UdpOperator:
                 self.bad[e.reason] = self.bad.get(e.reason, 0) + 1
                 continue
             self.ok += 1
-            if "cmd" in msg:
-                getattr(runtime, msg["cmd"])()
+            cmd = msg.get("cmd")
+            if cmd is not None:
+                getattr(runtime, cmd)()
             else:
                 runtime.set_velocity(np.array(msg["_velocity"][: len(runtime.command)]))
 

@@ -78,10 +78,16 @@ class OnnxPolicy:
         self.eval_report: dict[str, Any] = report if isinstance(report, dict) else {}
         inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
         self.input_name, self.output_name = inp.name, out.name
-        width = inp.shape[-1]
+        width, actions = inp.shape[-1], out.shape[-1]
         if isinstance(width, int) and width != self.contract.observation_size:
             raise ContractMismatchError(
                 f"{source}: the graph takes {width} inputs but its contract describes {self.contract.observation_size}"
+            )
+        if not isinstance(actions, int) or actions != self.contract.action_size:
+            # (a graph with one output, or a symbolic width, would be broadcast onto every joint)
+            raise ContractMismatchError(
+                f"{source}: the graph gives {actions} outputs but its contract has {self.contract.action_size} joints; "
+                "re-export the policy with `footfall export`"
             )
         self.source = source
         self._buf = np.zeros((1, self.contract.observation_size), dtype=np.float32)

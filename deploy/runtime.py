@@ -275,6 +275,10 @@ class Runtime:
                 self.robot.write(self.damping)
             except Exception:  # noqa: BLE001 (a write that fails is retried on the next tick)
                 pass
+            try:
+                self._log(None, self.damping, None)  # the record says what was sent: damping, no reading
+            except Exception:  # noqa: BLE001
+                pass
             return self.damping
 
     def _tick(self) -> JointCommand:

@@ -14,7 +14,8 @@ skeleton that matches this file byte for byte). Every datagram is
     tag      32 bytes  HMAC-SHA256 over header + payload, with the pre-shared key (HELLO, WELCOME) or the session key
                        HMAC-SHA256(psk, b"footfall-udp-v2 session" + client nonce + bridge nonce + session u64 le)
     flags    bit 0 LATCHED (STATE: the bridge damps on its own), bit 1 KEYLESS (empty psk, loopback only),
-             bit 2 NO_TORQUE (STATE: tau is 0, not measured), bit 3 UNSAFE (STATE: latched by an unsafe command)
+             bit 2 NO_TORQUE (STATE: tau is 0, not measured), bit 3 UNSAFE (STATE: latched by an unsafe command),
+             bit 4 REARM (HELLO: an explicit start or operator reset; only its session re-arms a latched bridge)
 
 The runtime (UdpRobot) sends HELLO; the bridge answers WELCOME with a fresh session id and makes that session
 current when the first COMMAND tagged with its key arrives from the HELLO's address. Sequence numbers are per
@@ -47,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from footfall.deploy.interface import JointCommand, RobotReading
+from footfall.deploy.safety import SafetyConfig
 
 MAGIC = b"FFUP"
 VERSION = 2
@@ -62,10 +64,12 @@ FLAG_LATCHED = 1 << 0  # STATE: the bridge damps on its own (latched) and ignore
 FLAG_KEYLESS = 1 << 1  # any kind: tagged with the empty pre-shared key (allowed on loopback only)
 FLAG_NO_TORQUE = 1 << 2  # STATE: the robot measures no joint torque; the tau values are 0
 FLAG_UNSAFE = 1 << 3  # STATE, with LATCHED: the latch came from an unsafe COMMAND (without: commands stopped)
+FLAG_REARM = 1 << 4  # HELLO: an explicit (re)start: the session it opens re-arms a latched bridge. A runtime that
+# only lost the link and finds it again sends its HELLO without it: the bridge stays latched until the operator resets
 _ALLOWED_FLAGS = {
     STATE: FLAG_LATCHED | FLAG_KEYLESS | FLAG_NO_TORQUE | FLAG_UNSAFE,
     COMMAND: FLAG_KEYLESS,
-    HELLO: FLAG_KEYLESS,
+    HELLO: FLAG_KEYLESS | FLAG_REARM,
     WELCOME: FLAG_KEYLESS,
 }
 
@@ -463,7 +467,7 @@ class UdpRobot:
         self._last_state = -math.inf
         self._sent: OrderedDict[float, float] = OrderedDict()  # COMMAND stamp (bridge clock) -> local send time
         self._closed = False
-        self._start_handshake(self.clock())
+        self._start_handshake(self.clock(), rearm=True)  # a new runtime starts PASSIVE: it may re-arm the bridge
 
     @classmethod
     def from_url(
@@ -490,8 +494,8 @@ class UdpRobot:
         return self._session.id if self._session is not None else None
 
     def rearm(self) -> None:
-        """Start a new handshake (a new session re-arms a bridge that latched its damping)."""
-        self._start_handshake(self.clock())
+        """Start a new handshake that re-arms a bridge which latched its damping (the operator's reset calls it)."""
+        self._start_handshake(self.clock(), rearm=True)
 
     def hello(self) -> None:
         """Resend the outstanding HELLO now (no-op while a session is established)."""
@@ -576,8 +580,9 @@ class UdpRobot:
         except OSError:  # no route, bridge gone (ECONNREFUSED), buffer full: the stale-state trip handles it
             self.counters.count("send_failed")
 
-    def _start_handshake(self, now: float) -> None:
+    def _start_handshake(self, now: float, rearm: bool) -> None:
         self._session = None
+        self._rearm = rearm
         self._nonce = secrets.token_bytes(NONCE_SIZE)
         self._hello_stamps.clear()
         self.sync.reset()
@@ -587,11 +592,14 @@ class UdpRobot:
         self._hello_stamps.append(now)
         self._next_hello = now + HELLO_RESEND_S
         nj, nf = self.num_joints, self.num_feet
-        self._send(encode(HELLO, self.psk, nj, nf, self._nonce, stamp=now, flags=self._flags))
+        flags = self._flags | (FLAG_REARM if self._rearm else 0)
+        self._send(encode(HELLO, self.psk, nj, nf, self._nonce, stamp=now, flags=flags))
 
     def _maintain(self, now: float) -> None:
         if self._session is not None and now - self._last_state > RESTART_AFTER_S:
-            self._start_handshake(now)  # no valid STATE for a while: the bridge restarted, or the link broke
+            # no valid STATE for a while: the bridge restarted, or the link broke. Find it again, but do not re-arm
+            # it: if it latched its damping meanwhile, it stays damped until the operator resets (rearm)
+            self._start_handshake(now, rearm=False)
         elif self._nonce is not None and now >= self._next_hello:
             self._send_hello(now)
 
@@ -704,8 +712,9 @@ class BridgeLimits:
     kd_max: tuple[float, ...]  # N m s/rad
     damping_kd: tuple[float, ...]  # N m s/rad: what the bridge damps with on its own
 
-    GAIN_SCALE = 2.0  # default: kp, kd up to 2 x the robot's largest spec kp, kd (= SafetyConfig.max_gain_scale)
-    POSITION_MARGIN = 0.1  # rad, default widening of the joint ranges (= SafetyConfig.position_margin_rad)
+    # the runtime's own bounds, so the bridge never latches on a command the runtime's safety layer lets through
+    GAIN_SCALE = SafetyConfig.max_gain_scale  # default: kp, kd up to this x the robot's largest spec kp, kd
+    POSITION_MARGIN = SafetyConfig.position_margin_rad  # rad, default widening of the joint ranges
 
     def __post_init__(self) -> None:
         names = ("position_lo", "position_hi", "velocity", "torque", "kp_max", "kd_max", "damping_kd")
@@ -828,6 +837,7 @@ class _Pending:
     client_nonce: bytes
     bridge_nonce: bytes
     created: float
+    rearm: bool = False  # its HELLO carried FLAG_REARM: its first COMMAND re-arms a latched bridge
 
 
 @dataclass
@@ -1024,7 +1034,8 @@ class BridgeLink:
                 self.pending.popitem(last=False)
             sid = new_session_id()
             bnonce = secrets.token_bytes(NONCE_SIZE)
-            pend = _Pending(sid, session_key(self.psk, nonce, bnonce, sid), src, nonce, bnonce, now)
+            rearm = bool(p.flags & FLAG_REARM)
+            pend = _Pending(sid, session_key(self.psk, nonce, bnonce, sid), src, nonce, bnonce, now, rearm)
             self.pending[sid] = pend
         welcome = encode(
             WELCOME,
@@ -1059,11 +1070,13 @@ class BridgeLink:
             if not verify(data, pend.key):
                 c.count("bad_tag")
                 return
-            # proof that the peer holds the key and is live: the session becomes current, re-arming the bridge
+            # proof that the peer holds the key and is live: the session becomes current; it re-arms a latched
+            # bridge only when its HELLO asked to (an operator's reset or a new deploy, not a link found again)
             del self.pending[p.session]
             s = self.session = _BridgeSession(pend.id, pend.key, pend.addr, now, last_cmd=now)
             self.sessions_established += 1
-            self.latched, self.latch_reason = False, None
+            if pend.rearm:
+                self.latched, self.latch_reason = False, None
             if self.held is not self.damping:
                 self.held, self._changed = self.damping, True
         else:

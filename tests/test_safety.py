@@ -353,6 +353,8 @@ def test_operator_datagrams_that_crash_json_parsing_are_counted_and_ignored() ->
         b'{"vx": "fast"}',
         b'{"vx": true}',
         b'{"cmd": "selfdestruct"}',
+        b'{"cmd": null}',
+        b'{"cmd": ["start"]}',
         b"[]",
         b"x" * 1500,
     ]

@@ -607,6 +607,26 @@ def test_log_cli_exit_codes_and_messages(
     assert "--mcap" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("start", ["9999-12-31T23:59:59+00:00", "1066-10-14T09:00:00+00:00", "not a date"])
+def test_mcap_export_survives_a_forged_start_time(tmp_path: Path, start: str) -> None:
+    """Stops: a header whose start time is out of MCAP's range (year 9999 overflowed its u64 nanoseconds with a
+    struct.error traceback): the ticks then count from 0."""
+    pytest.importorskip("mcap")
+    from mcap.reader import make_reader
+
+    log = tmp_path / "a.fflog"
+    w = TelemetryWriter(log, FIELDS, {"period_s": 0.02, "started_utc": start})
+    for k in range(5):
+        _row(w, k)
+        w.commit()
+    w.close()
+    out = tmp_path / "a.mcap"
+    assert log_main(["export", str(log), "--mcap", str(out)]) == 0
+    with open(out, "rb") as f:
+        times = [m.log_time for _, _, m in make_reader(f).iter_messages()]
+    assert times and 0 <= min(times) and max(times) < 2**63
+
+
 def test_log_info_runs_without_mcap_installed() -> None:
     """Stops: `footfall log info` on the robot's computer failing because mcap (an export-only dependency) is absent,
     and deploy pulling in torch or gymnasium through the log tool."""

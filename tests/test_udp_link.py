@@ -512,6 +512,31 @@ def test_command_loss_damping_latches(pair: Pair) -> None:
     assert same(pair.applied[-1], stand()) and not pair.robot.bridge_latched
 
 
+def test_a_link_that_comes_back_by_itself_does_not_re_arm_the_bridge(pair: Pair) -> None:
+    """Outage: the link drops for 0.6 s both ways, the bridge latches its damping, and the runtime finds the bridge
+    again with a new handshake of its own. That session must not re-arm the bridge (a runtime whose own stale trip
+    was set loose, e.g. --safety stale_periods=100, would otherwise drive the motors again with no operator in the
+    loop): only rearm(), the operator's reset, does."""
+    pair.connect(stand())
+    pair.tick(stand())
+    assert same(pair.applied[-1], stand())
+    first = pair.link.session
+    for _ in range(30):  # 0.6 s: nothing gets through in either direction
+        pair.clock.advance(0.02)
+        pair.serve(send_state=False)
+    assert pair.link.latched and pair.link.latch_reason == "command_timeout"
+    pair.robot.write(stand())  # the runtime notices the silence (RESTART_AFTER_S) and starts a handshake of its own
+    for _ in range(10):
+        pair.tick(stand())
+    assert pair.link.session is not first and pair.robot.session_active  # the link is back ...
+    assert pair.link.latched and same(pair.applied[-1], DAMPING)  # ... but the bridge stays damped
+    assert pair.robot.bridge_latched and "commands stopped" in pair.robot.read().robot_fault
+    pair.robot.rearm()  # the operator's reset
+    pair.connect(stand())
+    pair.tick(stand())
+    assert not pair.link.latched and same(pair.applied[-1], stand())
+
+
 def test_replayed_hello_does_not_take_over_the_session() -> None:
     """Session hijack by replay: a captured HELLO, replayed from anywhere, gets a WELCOME its sender cannot use
     and leaves the current session alone."""
