@@ -215,6 +215,27 @@ def test_an_exception_anywhere_in_a_tick_damps_and_the_loop_goes_on() -> None:
     assert len(robot.sent) == 10 and all(_damping(c) for c in robot.sent[2:])
 
 
+def test_the_log_records_the_damping_sent_on_a_tick_that_raised(tmp_path: Path) -> None:
+    """The telemetry of the tick that crashed must show what went out (damping, mode DAMP), not the previous
+    tick's RUN command left in the writer's row."""
+    from footfall.deploy.runtime import telemetry_fields
+    from footfall.deploy.telemetry import TelemetryWriter, read_log
+
+    def bad_shape(r: RobotReading) -> None:
+        r.joint_pos = np.zeros(3)
+
+    tel = TelemetryWriter(tmp_path / "t.fflog", telemetry_fields(3, 0, 12, 12, 4), {"period_s": 0.02})
+    robot = Tampered(MujocoRobot("go1"), bad_shape, at=4)
+    rt = Runtime(robot, GO1, _hold, RuntimeConfig(control_dt_s=0.02), telemetry=tel, clock=LockstepClock(robot.robot))
+    rt.run_now()
+    rt.loop(ticks=5, freeze_gc=False)
+    tel.close()
+    t = read_log(tmp_path / "t.fflog")
+    assert list(t.ticks["mode"][:, 0]) == [Mode.RUN] * 3 + [Mode.DAMP] * 2
+    assert np.all(t.ticks["kp"][2] > 0) and np.all(t.ticks["kp"][3:] == 0)
+    assert np.all(np.isnan(t.ticks["joint_pos"][3]))  # no usable reading on that tick
+
+
 def test_a_raising_operator_hook_does_not_end_the_loop() -> None:
     """Fault: an operator input handler raises (a bug, a malformed message it did not expect)."""
 
