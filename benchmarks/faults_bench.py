@@ -228,6 +228,47 @@ class Proxy:
         self.back.close()
 
 
+class Linked:
+    """A bridge process on a free port (behind a Proxy when `via_proxy`) and the runtime harness connected to it,
+    as a context manager: on exit the harness and the proxy close and the bridge is stopped, its report and whether
+    it crashed kept in `report` and `crashed`. `key` None: the bench's key."""
+
+    def __init__(
+        self,
+        ctx: dict[str, Any],
+        *bridge_args: str,
+        via_proxy: bool = False,
+        key: bytes | None = None,
+        controller: Any = None,
+        safety: SafetyConfig | None = None,
+        delay_to_runtime_s: float = 0.0,
+    ):
+        self.port = udp.free_port()
+        self.bridge = start_bridge(self.port, ctx["key_path"], *bridge_args)
+        self.report: dict[str, Any] | None = None
+        self.crashed = False
+        self.proxy: Proxy | None = None
+        try:
+            self.proxy = Proxy(self.port) if via_proxy else None
+            if self.proxy is not None:
+                self.proxy.delay_to_runtime_s = delay_to_runtime_s  # before the harness sends its first HELLO
+            port = self.proxy.port if self.proxy is not None else self.port
+            self.h = Harness(port, ctx["key"] if key is None else key, controller, safety)
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def __enter__(self) -> Linked:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if getattr(self, "h", None) is not None:
+            self.h.close()
+        if self.proxy is not None:
+            self.proxy.close()
+        self.report, self.crashed = stop_bridge(self.bridge)
+
+
 REPLAY_REASONS = ("replayed", "old", "reordered", "too_old")
 
 
@@ -241,10 +282,8 @@ def _rejected_as_replays(bad: dict[str, int]) -> int:
 def scenario_spoofed_source(ctx: dict[str, Any]) -> dict[str, Any]:
     """Valid datagrams from the wrong address: the runtime takes STATE from its bridge only, the bridge obeys its
     session's address only."""
-    port = udp.free_port()
-    bridge = start_bridge(port, ctx["key_path"])
-    h = Harness(port, ctx["key"])
-    try:
+    with Linked(ctx) as link:
+        h, port = link.h, link.port
         ok = h.connect() and h.run_mode()
         s = h.robot._session
         spoofer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -274,9 +313,7 @@ def scenario_spoofed_source(ctx: dict[str, Any]) -> dict[str, Any]:
         still_run = h.rt.mode == Mode.RUN
         ok_delta = h.robot.counters.ok - ok_before
         spoofer.close()
-    finally:
-        h.close()
-        report, crashed = stop_bridge(bridge)
+    report, crashed = link.report, link.crashed
     wrong_source_bridge = (report or {}).get("packets_bad", {}).get("wrong_source", 0)
     return {
         "ran": ok,
@@ -294,11 +331,8 @@ def scenario_spoofed_source(ctx: dict[str, Any]) -> dict[str, Any]:
 
 def scenario_replayed(ctx: dict[str, Any]) -> dict[str, Any]:
     """Every datagram twice, and each with the one from 10 packets ago, both ways, for 2 s of RUN."""
-    port = udp.free_port()
-    bridge = start_bridge(port, ctx["key_path"])
-    proxy = Proxy(port)
-    h = Harness(proxy.port, ctx["key"])
-    try:
+    with Linked(ctx, via_proxy=True) as link:
+        h, proxy = link.h, link.proxy
         ok = h.connect() and h.run_mode()
         bad_rt0 = dict(h.robot.counters.bad)
         proxy.replay = True
@@ -307,10 +341,7 @@ def scenario_replayed(ctx: dict[str, Any]) -> dict[str, Any]:
         h.rt.loop(ticks=5, freeze_gc=False)
         still_run = h.rt.mode == Mode.RUN
         bad_rt = {k: v - bad_rt0.get(k, 0) for k, v in h.robot.counters.bad.items()}
-    finally:
-        h.close()
-        proxy.close()
-        report, crashed = stop_bridge(bridge)
+    report, crashed = link.report, link.crashed
     bad_br = (report or {}).get("packets_bad", {})
     inj_rt, inj_br = proxy.injected["to_runtime"], proxy.injected["to_bridge"]
     return {
@@ -327,11 +358,8 @@ def scenario_replayed(ctx: dict[str, Any]) -> dict[str, Any]:
 
 def scenario_delayed(ctx: dict[str, Any]) -> dict[str, Any]:
     """Every STATE held back 0.3 s: none may be used, and the runtime damps as for a lost link."""
-    port = udp.free_port()
-    bridge = start_bridge(port, ctx["key_path"])
-    proxy = Proxy(port)
-    h = Harness(proxy.port, ctx["key"])
-    try:
+    with Linked(ctx, via_proxy=True) as link:
+        h, proxy = link.h, link.proxy
         ok = h.connect() and h.run_mode()
         start = h.rt.tick_count
         proxy.delay_to_runtime_s = 0.3
@@ -341,10 +369,7 @@ def scenario_delayed(ctx: dict[str, Any]) -> dict[str, Any]:
         accepted = h.robot.counters.ok - ok0
         onset = h.first_stale_tick(start)
         damp = h.damp_tick(start)
-    finally:
-        h.close()
-        proxy.close()
-        _, crashed = stop_bridge(bridge)
+    crashed = link.crashed
     return {
         "ran": ok,
         "datagrams": proxy.injected["to_runtime"],
@@ -358,21 +383,14 @@ def scenario_delayed(ctx: dict[str, Any]) -> dict[str, Any]:
 def scenario_delayed_from_the_start(ctx: dict[str, Any]) -> dict[str, Any]:
     """Every datagram to the runtime held back 0.1 s from the first one: the handshake's clock sample is too slow to
     trust, so no session forms and no state is used; `start` damps at once."""
-    port = udp.free_port()
-    bridge = start_bridge(port, ctx["key_path"])
-    proxy = Proxy(port)
-    proxy.delay_to_runtime_s = 0.1
-    h = Harness(proxy.port, ctx["key"])
-    try:
+    with Linked(ctx, via_proxy=True, delay_to_runtime_s=0.1) as link:
+        h, proxy = link.h, link.proxy
         h.rt.loop(ticks=75, freeze_gc=False)
         onset = h.rt.tick_count
         h.rt.start()
         h.rt.loop(ticks=5, freeze_gc=False)
         damp = h.damp_tick(onset)
-    finally:
-        h.close()
-        proxy.close()
-        _, crashed = stop_bridge(bridge)
+    crashed = link.crashed
     return {
         "datagrams": proxy.injected["to_runtime"],
         "delayed_accepted": h.robot.counters.ok,
@@ -384,19 +402,15 @@ def scenario_delayed_from_the_start(ctx: dict[str, Any]) -> dict[str, Any]:
 
 
 def scenario_wrong_key(ctx: dict[str, Any]) -> dict[str, Any]:
-    port = udp.free_port()
-    bridge = start_bridge(port, ctx["key_path"])
-    h = Harness(port, os.urandom(32))
-    try:
+    with Linked(ctx, key=os.urandom(32)) as link:
+        h = link.h
         h.rt.loop(ticks=50, freeze_gc=False)  # 1 s of HELLOs and (no) commands
         linked = h.robot.session_active
         onset = h.rt.tick_count
         h.rt.start()
         h.rt.loop(ticks=5, freeze_gc=False)
         damp = h.damp_tick(onset)
-    finally:
-        h.close()
-        report, crashed = stop_bridge(bridge)
+    report, crashed = link.report, link.crashed
     bad = (report or {}).get("packets_bad", {})
     return {
         "datagrams": bad.get("bad_tag", 0),
@@ -453,18 +467,16 @@ def scenario_unsafe_commands(ctx: dict[str, Any]) -> dict[str, Any]:
 def scenario_killed_bridge(ctx: dict[str, Any]) -> dict[str, Any]:
     """SIGKILL to the bridge in RUN: damp within 3 periods; a new bridge on the same port is found again, the
     runtime stays damped until the operator resets, then runs again."""
-    port = udp.free_port()
-    bridge = start_bridge(port, ctx["key_path"])
-    h = Harness(port, ctx["key"])
-    try:
+    with Linked(ctx) as link:
+        h = link.h
         ok = h.connect() and h.run_mode()
         start = h.rt.tick_count
-        bridge.kill()
-        bridge.wait()
+        link.bridge.kill()
+        link.bridge.wait()
         h.rt.loop(ticks=10, freeze_gc=False)
         onset = h.first_stale_tick(start)
         damp = h.damp_tick(start)
-        bridge = start_bridge(port, ctx["key_path"])
+        link.bridge = start_bridge(link.port, ctx["key_path"])  # a new bridge on the same port
         t0 = time.monotonic()
         relinked_s = None
         for _ in range(150):
@@ -476,9 +488,7 @@ def scenario_killed_bridge(ctx: dict[str, Any]) -> dict[str, Any]:
         h.rt.reset()
         h.rt.loop(ticks=5, freeze_gc=False)
         runs_again = h.run_mode()
-    finally:
-        h.close()
-        _, crashed = stop_bridge(bridge)
+    crashed = link.crashed
     return {
         "ran": ok,
         "periods_to_damp": None if onset is None else periods(onset, damp),
@@ -493,13 +503,11 @@ def scenario_killed_bridge(ctx: dict[str, Any]) -> dict[str, Any]:
 def _policy_scenario(ctx: dict[str, Any], value: float) -> dict[str, Any]:
     from footfall.deploy.policy import OnnxPolicy, PolicyController
 
-    port = udp.free_port()
-    bridge = start_bridge(port, ctx["key_path"])
     spec = load_robot(ROBOT)
     ctl = PolicyController(OnnxPolicy.load(ctx["policy"]), spec)
     # an untrained policy may fall: tilt and speed trips off, so that what trips is the action alone
-    h = Harness(port, ctx["key"], ctl, SafetyConfig(max_tilt_deg=180.0, velocity_margin=1e6))
-    try:
+    with Linked(ctx, controller=ctl, safety=SafetyConfig(max_tilt_deg=180.0, velocity_margin=1e6)) as link:
+        h = link.h
         ok = h.connect() and h.run_mode()
         n_sent = len(h.sent)
         onset = h.rt.tick_count
@@ -510,9 +518,7 @@ def _policy_scenario(ctx: dict[str, Any], value: float) -> dict[str, Any]:
         damp = h.damp_tick(onset)
         after = h.sent[n_sent:]
         unsafe = sum(1 for c in after if np.any(c.kp > 0))
-    finally:
-        h.close()
-        _, crashed = stop_bridge(bridge)
+    crashed = link.crashed
     return {
         "ran": ok,
         "periods_to_damp": periods(onset, damp),
@@ -523,11 +529,9 @@ def _policy_scenario(ctx: dict[str, Any], value: float) -> dict[str, Any]:
 
 
 def _bridge_fault_scenario(ctx: dict[str, Any], flags: tuple[str, ...], seen: Any) -> dict[str, Any]:
-    port = udp.free_port()
-    bridge = start_bridge(port, ctx["key_path"], *flags)
-    h = Harness(port, ctx["key"])
     onset = None
-    try:
+    with Linked(ctx, *flags) as link:
+        h = link.h
         ok = h.connect() and h.run_mode()
         for _ in range(150):
             h.rt.loop(ticks=1, freeze_gc=False)
@@ -536,9 +540,7 @@ def _bridge_fault_scenario(ctx: dict[str, Any], flags: tuple[str, ...], seen: An
             if onset is not None and h.rt.tick_count > onset + 5:
                 break
         damp = h.damp_tick(onset if onset is not None else 0)
-    finally:
-        h.close()
-        _, crashed = stop_bridge(bridge)
+    crashed = link.crashed
     return {
         "ran": ok and onset is not None,
         "periods_to_damp": None if onset is None else periods(onset, damp),
@@ -548,19 +550,15 @@ def _bridge_fault_scenario(ctx: dict[str, Any], flags: tuple[str, ...], seen: An
 
 
 def scenario_controller_exception(ctx: dict[str, Any]) -> dict[str, Any]:
-    port = udp.free_port()
-    bridge = start_bridge(port, ctx["key_path"])
-    h = Harness(port, ctx["key"])
-    try:
+    with Linked(ctx) as link:
+        h = link.h
         ok = h.connect() and h.run_mode()
         onset = h.rt.tick_count
         h.controller.fail = "raise"
         t = h.rt.loop(ticks=20, freeze_gc=False)
         damp = h.damp_tick(onset)
         kept_ticking = t["ticks"] == 20 and all(np.all(c.kp == 0) for c in h.sent[-19:])
-    finally:
-        h.close()
-        _, crashed = stop_bridge(bridge)
+    crashed = link.crashed
     return {
         "ran": ok,
         "periods_to_damp": periods(onset, damp),
@@ -592,11 +590,9 @@ def _mutations(seeds: list[bytes], n: int, rng: np.random.Generator) -> list[byt
 
 def scenario_fuzz(ctx: dict[str, Any], n: int) -> dict[str, Any]:
     """n random and mutated datagrams at the bridge and n at the runtime, during RUN: nothing may change."""
-    port = udp.free_port()
-    bridge = start_bridge(port, ctx["key_path"])
-    h = Harness(port, ctx["key"])
     rng = np.random.default_rng(7)
-    try:
+    with Linked(ctx) as link:
+        h, port = link.h, link.port
         ok = h.connect() and h.run_mode()
         s = h.robot._session
         nj, nf = h.spec.num_joints, len(h.spec.feet)
@@ -623,9 +619,7 @@ def scenario_fuzz(ctx: dict[str, Any], n: int) -> dict[str, Any]:
         spoofer.close()
         still_run = h.rt.mode == Mode.RUN
         rejected_rt = sum(h.robot.counters.bad.values())
-    finally:
-        h.close()
-        report, crashed = stop_bridge(bridge)
+    report, crashed = link.report, link.crashed
     return {
         "ran": ok,
         "datagrams": 2 * n,

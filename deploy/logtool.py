@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from footfall.deploy.telemetry import VERSION, Telemetry, TelemetryFormatError, read_log
+from footfall.deploy.telemetry import VERSION, Telemetry, TelemetryFormatError, fsync_dir, read_log
 
 GROUPS: list[tuple[str, str, tuple[str, ...]]] = [
     ("/footfall/timing", "footfall.Timing", ("t", "wall_s", "lateness_s", "compute_s", "age_s")),
@@ -329,7 +329,7 @@ def export_mcap(log: str | Path, out: str | Path, force: bool = False) -> dict[s
         else:
             os.link(tmp, out)  # fails if `out` appeared meanwhile: never overwrite without --force
             os.unlink(tmp)
-        _fsync_parent(out)
+        fsync_dir(out.parent)
     except FileExistsError:
         tmp.unlink(missing_ok=True)
         raise FileExistsError(f"{out} exists: pass --force to overwrite it, or choose another output path") from None
@@ -350,19 +350,6 @@ def export_mcap(log: str | Path, out: str | Path, force: bool = False) -> dict[s
 
 def _dumps(msg: dict[str, Any]) -> bytes:
     return json.dumps(msg, separators=(",", ":"), allow_nan=False).encode()
-
-
-def _fsync_parent(p: Path) -> None:
-    try:
-        fd = os.open(p.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------------- CLI

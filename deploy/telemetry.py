@@ -221,7 +221,7 @@ class TelemetryWriter:
         try:
             self._write_all(MAGIC + _chunk(HEADER, header))
             os.fsync(self._fd)
-            _fsync_dir(self.path.parent)  # the file's name survives a power cut too
+            fsync_dir(self.path.parent)  # the file's name survives a power cut too
         except BaseException:
             os.close(self._fd)
             if not force:  # ours, and unusable: do not leave it to block the next attempt
@@ -465,7 +465,8 @@ def _drop_realtime_priority() -> None:
         pass
 
 
-def _fsync_dir(d: Path) -> None:
+def fsync_dir(d: Path) -> None:
+    """fsync a directory (a file's new name survives a power cut); best effort."""
     try:
         fd = os.open(d, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:
