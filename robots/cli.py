@@ -430,20 +430,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="run an exported policy on a simulated or real robot",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run policy.onnx in the real-time deploy loop (no torch, no gymnasium). The contract in the "
-        "file is checked\nagainst the robot first. The loop starts PASSIVE (damping): g stands up, r runs the "
-        "policy, x damps, p resets.\nFaults (stale state, NaN, tilt, joint speed, controller error) damp the "
-        "robot within three control periods and are logged. Operator velocities are clipped to the ranges the "
-        "policy was trained on.",
+        "file is checked\nagainst the robot first (the robot: a built-in name from the contract, or --spec). The "
+        "loop starts PASSIVE\n(damping): g stands up, r runs the policy, x damps, p resets. Faults (stale or old "
+        "state, NaN, a broken\nIMU quaternion, tilt, joint speed or range, a non-finite action, missed deadlines, "
+        "an exception) damp the robot\nwithin three control periods, are printed and logged, and stay latched until "
+        "an operator reset. SIGTERM and\nSIGHUP damp, flush the log and exit. Over UDP, --key (footfall keygen) "
+        "authenticates the link and the\noperator port; without it the bridge must be on this machine. Operator "
+        "velocities are clipped to the ranges\nthe policy was trained on.",
         epilog="examples:\n"
         "  footfall deploy policy.onnx --robot sim                     MuJoCo robot in real time, keyboard control\n"
-        "  footfall bridge --robot go1 &  footfall deploy policy.onnx --robot udp://127.0.0.1:9870\n"
+        "  footfall bridge --robot go1 --key robot.key &\n"
+        "  footfall deploy policy.onnx --robot udp://127.0.0.1:9870 --key robot.key\n"
         "  footfall deploy policy.onnx --robot sim --autostart --velocity 0.5 0 0 --duration 20\n"
-        "  footfall deploy policy.onnx --robot udp://10.0.0.2:9870 --safety max_tilt_deg=30 --stand-up-s 4\n"
+        "  footfall deploy policy.onnx --robot udp://10.0.0.2:9870 --key robot.key --safety max_tilt_deg=30\n"
         "  echo '{\"vx\": 0.5}' | nc -u -w0 127.0.0.1 9871          operator velocity over UDP",
     )
     p.add_argument("policy", help="policy.onnx written by footfall export")
     p.add_argument("--robot", default="sim", help="sim, or udp://HOST:PORT of a robot bridge (default: sim)")
-    p.add_argument("--spec", help="robot name or spec file (default: the robot named in the policy's contract)")
+    p.add_argument(
+        "--spec",
+        help="robot name or spec file (default: the built-in robot the policy's contract names; a "
+        "policy for any other robot needs --spec)",
+    )
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     p.add_argument("--log", help="telemetry log path (default: deploy-DATE.fflog)")
     p.add_argument("--operator-port", type=int, default=9871, help="UDP port for operator commands (0: off)")
