@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import queue
 import signal
-import sys
-import threading
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from footfall.deploy.console import Console, StatusLine
 from footfall.deploy.mujoco_robot import MujocoRobot
 from footfall.deploy.operator import KeyboardOperator, UdpOperator
 from footfall.deploy.policy import OnnxPolicy, PolicyController, robot_for
@@ -23,33 +21,6 @@ from footfall.deploy.telemetry import TelemetryWriter
 from footfall.deploy.udp import UdpRobot
 
 EXIT_SIGNALS = ("SIGTERM", "SIGHUP", "SIGINT")
-
-
-class _Console:
-    """Prints the runtime's fault notices from a thread of its own: a stalled terminal (Ctrl-S, a hung SSH session)
-    then never blocks the control loop. A full queue drops notices (the telemetry log has every one)."""
-
-    def __init__(self, size: int = 256):
-        self.queue: queue.Queue[str | None] = queue.Queue(maxsize=size)
-        self.thread = threading.Thread(target=self._run, name="footfall-console", daemon=True)
-        self.thread.start()
-
-    def __call__(self, message: str) -> None:
-        try:
-            self.queue.put_nowait(message)
-        except queue.Full:
-            pass
-
-    def _run(self) -> None:
-        while (message := self.queue.get()) is not None:
-            print(f"footfall deploy: {message}", file=sys.stderr, flush=True)
-
-    def close(self, timeout_s: float = 1.0) -> None:
-        try:
-            self.queue.put(None, timeout=timeout_s)
-        except queue.Full:
-            return
-        self.thread.join(timeout_s)
 
 
 @contextmanager
@@ -90,7 +61,11 @@ def deploy(
     stand_up_s: float = 2.0,
     key: str | None = None,
     force: bool = False,
+    viewer: bool = False,
+    status: bool = True,
 ) -> dict[str, Any]:
+    if viewer and robot != "sim":
+        raise ValueError("--viewer shows a simulated robot: use it with --robot sim")
     policy = OnnxPolicy.load(policy_path)
     c = policy.contract
     robot_spec = robot_for(c, spec, str(policy_path))
@@ -117,7 +92,7 @@ def deploy(
         "started_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(),
     }
     tel = TelemetryWriter(log_path, fields, meta, force=force)  # first: refuses an existing log before anything opens
-    console = _Console()
+    console = Console()
     resources = ExitStack()  # closed in reverse order whatever happens below; the log last
     resources.callback(tel.close)
     resources.callback(console.close)
@@ -125,7 +100,7 @@ def deploy(
         if robot == "sim":
             iface: Any = MujocoRobot(robot_spec)
             resources.callback(iface.close)
-            iface.start()
+            iface.start(viewer=viewer)
         else:
             iface = UdpRobot.from_url(robot, robot_spec.num_joints, len(robot_spec.feet), secret)
             resources.callback(iface.close)
@@ -169,6 +144,8 @@ def deploy(
             + f"Telemetry: {log_path}. Ctrl-C, SIGTERM or SIGHUP damp and exit.",
             flush=True,
         )
+        if status:
+            resources.callback(StatusLine(runtime).close)  # (closed first: its last line before the report)
         # the handlers stay installed until the log is closed: a second signal during the cleanup changes nothing
         with exit_on_signals(runtime):
             try:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
+from footfall.deploy.console import open_viewer
 from footfall.deploy.interface import JointCommand, RobotReading
 from footfall.robots.registry import load_robot
 from footfall.robots.spec import RobotSpec
@@ -82,6 +83,7 @@ class MujocoRobot:
         self._pending: list[tuple[float, JointCommand]] = []
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._viewer = None  # MuJoCo's passive viewer, in real-time mode with start(viewer=True)
         self._running = False
         self.steps = 0
         self.saturated_steps = 0  # physics steps with at least one joint at its torque limit
@@ -215,16 +217,24 @@ class MujocoRobot:
 
     # ------------------------------------------------------------------ real time
 
-    def start(self) -> None:
-        """Step the physics in a thread against the wall clock (real-time mode)."""
+    def start(self, viewer: bool = False) -> None:
+        """Step the physics in a thread against the wall clock (real-time mode); with `viewer`, MuJoCo's passive
+        viewer shows it, synced 60 times a second (ViewerUnavailable, raised here, when there is no display)."""
         if self._thread is not None:
             return
+        handle = open_viewer(self.model, self.data) if viewer else None
+        self._viewer = handle
         self._running = True
         t0 = time.perf_counter() - self.data.time
 
         def loop() -> None:
+            next_sync = 0.0
             while self._running:
                 self.advance_to(time.perf_counter() - t0)
+                if handle is not None and time.perf_counter() >= next_sync and handle.is_running():
+                    with self._lock:
+                        handle.sync()
+                    next_sync = time.perf_counter() + 1 / 60
                 time.sleep(self.physics_dt / 2)
 
         self._thread = threading.Thread(target=loop, name="MujocoRobot", daemon=True)
@@ -238,3 +248,6 @@ class MujocoRobot:
         if self._thread is not None:
             self._thread.join(timeout=1.0)
             self._thread = None
+        if self._viewer is not None:
+            self._viewer.close()
+            self._viewer = None

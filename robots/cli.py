@@ -183,6 +183,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
+    from footfall.deploy.console import ViewerUnavailable
     from footfall.deploy.main import deploy
     from footfall.deploy.safety import safety_config
     from footfall.robots.contract import ContractMismatchError
@@ -211,11 +212,13 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
             stand_up_s=args.stand_up_s,
             key=args.key,
             force=args.force,
+            viewer=args.viewer,
+            status=not args.no_status,
         )
     except ContractMismatchError as e:
         print(f"footfall deploy: refusing to run: {e}", file=sys.stderr)
         return 2
-    except FileExistsError as e:
+    except (FileExistsError, ViewerUnavailable) as e:
         print(f"footfall deploy: {e}", file=sys.stderr)
         return 2
     print(json.dumps(report))
@@ -480,6 +483,12 @@ def build_parser() -> argparse.ArgumentParser:
         "operator port. Required for a bridge that is not on this machine",
     )
     p.add_argument("--force", action="store_true", help="overwrite an existing telemetry log")
+    p.add_argument(
+        "--viewer", action="store_true", help="with --robot sim: watch it in MuJoCo's viewer (needs a display)"
+    )
+    p.add_argument(
+        "--no-status", action="store_true", help="no live status line on stderr (mode, command, lateness, fault)"
+    )
     commands["deploy"] = _cmd_deploy
 
     p = sub.add_parser(

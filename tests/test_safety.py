@@ -475,3 +475,36 @@ def test_signal_to_deploy_damps_flushes_the_log_and_exits_cleanly(
     assert not t.truncated and len(t.ticks["mode"]) == report["ticks"]
     assert t.ticks["mode"][-1, 0] == Mode.DAMP and np.all(t.ticks["kp"][-1] == 0)
     assert any(e.get("to") == "DAMP" and e.get("reason") == sig for e in t.events)
+
+
+# ---------------------------------------------------------------- what a person sees while it runs
+
+
+def test_status_line_names_mode_command_lateness_and_fault() -> None:
+    """The live status line shows the mode, the command, the last second's lateness and the fault's reason."""
+    from footfall.deploy.console import status_text
+
+    robot = Tampered(MujocoRobot("go1"), lambda r: r.imu_quat.fill(0.0), at=30)
+    rt = _runtime(robot, _hold)
+    rt.set_velocity(np.array([0.3, 0.0, -0.2]))
+    rt.run_now()
+    rt.loop(ticks=20, freeze_gc=False)
+    line = status_text(rt)
+    assert line.startswith("RUN") and "cmd +0.30 +0.00 -0.20" in line and "tick 20" in line
+    assert "lateness p99 0 us" in line and "fault" not in line  # (lockstep: never late)
+    rt.loop(ticks=15, freeze_gc=False)
+    assert status_text(rt).startswith("DAMP") and "fault: IMU quaternion norm 0" in status_text(rt)
+
+
+def test_viewer_without_a_display_is_refused_with_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--viewer on a machine without a display says so and how to get one, instead of a GLFW traceback."""
+    from footfall.deploy.console import ViewerUnavailable, open_viewer
+    from footfall.robots.cli import main
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    robot = MujocoRobot("go1")
+    if sys.platform.startswith("linux"):
+        with pytest.raises(ViewerUnavailable, match="needs a display"):
+            open_viewer(robot.model, robot.data)
+    assert main(["deploy", "policy.onnx", "--robot", "udp://127.0.0.1:9", "--viewer"]) == 2  # sim only
