@@ -4,7 +4,8 @@ SSH session) must never block the control loop.
 - `Console`: fault notices (the runtime's `console` hook), one line each, through a bounded queue.
 - `StatusLine`: mode, command, fault, lateness and missed deadlines, redrawn in place four times a second on a
   terminal, or one plain line every few seconds when stderr is a file or a pipe.
-- `open_viewer`: MuJoCo's passive viewer on a simulated robot, or an error that says there is no display.
+- `open_viewer`: MuJoCo's passive viewer on a simulated robot, or an error that says there is no display;
+  `Watch`: the same for lockstep or batched episodes (sim2sim, eval), paced to real time.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import queue
 import sys
 import threading
+import time
 from typing import Any, TextIO
 
 import numpy as np
@@ -109,7 +111,8 @@ def open_viewer(model: Any, data: Any) -> Any:
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise ViewerUnavailable(
             "--viewer needs a display, and this session has none (DISPLAY is not set): run it on a desktop, over "
-            "`ssh -X`, or under Xvfb; the telemetry log (footfall log export --mcap) shows the run without one"
+            "`ssh -X`, or under Xvfb. Without one, a deploy's telemetry log (footfall log export --mcap) and "
+            "footfall eval's rollout GIF show a run"
         )
     try:
         import mujoco.viewer
@@ -117,3 +120,49 @@ def open_viewer(model: Any, data: Any) -> Any:
         return mujoco.viewer.launch_passive(model, data)
     except Exception as e:  # noqa: BLE001 (GLFW or OpenGL missing: say so)
         raise ViewerUnavailable(f"MuJoCo's viewer could not open ({type(e).__name__}: {e})") from e
+
+
+class Watch:
+    """MuJoCo's passive viewer on its own MjData for `model`, fed the robot's joint positions (once a control tick,
+    paced to real time, for a run of episodes in sim2sim or eval; 60 times a second for deploy's simulated robot).
+    The viewer never sees the simulation's own MjData, so its render thread cannot read a state mid-step. Closing the
+    window lets the run go on without it."""
+
+    def __init__(self, model: Any):
+        import mujoco
+
+        self._mj = mujoco
+        self.model, self.data = model, mujoco.MjData(model)
+        self.handle = open_viewer(model, self.data)
+        self._t0: tuple[float, float] | None = None  # (wall, simulated) time when the episode's first tick showed
+
+    def episode(self) -> None:
+        """A new episode begins: its time starts again."""
+        self._t0 = None
+
+    def show(self, qpos: np.ndarray, t_sim: float | None = None) -> None:
+        """Show this pose; with `t_sim`, first wait until the wall clock has caught up with it (real-time pace)."""
+        if self.handle is None or not self.handle.is_running():
+            return
+        with self.handle.lock():  # (the viewer renders its own copy from a thread of its own)
+            self.data.qpos[:] = qpos
+            self._mj.mj_forward(self.model, self.data)
+        self.handle.sync()
+        if t_sim is None:
+            return
+        now = time.perf_counter()
+        if self._t0 is None:
+            self._t0 = (now, t_sim)
+        ahead = (t_sim - self._t0[1]) - (now - self._t0[0])
+        if ahead > 0:
+            time.sleep(ahead)
+
+    def close(self, timeout_s: float = 2.0) -> None:
+        """Close the window and wait for the viewer's thread to let go of it (exiting while it still renders can
+        crash the process in the OpenGL teardown)."""
+        if self.handle is not None:
+            self.handle.close()
+            end = time.perf_counter() + timeout_s
+            while self.handle.is_running() and time.perf_counter() < end:
+                time.sleep(0.01)
+            self.handle = None

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
-from footfall.deploy.console import open_viewer
+from footfall.deploy.console import Watch
 from footfall.deploy.interface import JointCommand, RobotReading
 from footfall.robots.registry import load_robot
 from footfall.robots.spec import RobotSpec
@@ -222,8 +222,7 @@ class MujocoRobot:
         viewer shows it, synced 60 times a second (ViewerUnavailable, raised here, when there is no display)."""
         if self._thread is not None:
             return
-        handle = open_viewer(self.model, self.data) if viewer else None
-        self._viewer = handle
+        watch = self._viewer = Watch(self.model) if viewer else None
         self._running = True
         t0 = time.perf_counter() - self.data.time
 
@@ -231,9 +230,10 @@ class MujocoRobot:
             next_sync = 0.0
             while self._running:
                 self.advance_to(time.perf_counter() - t0)
-                if handle is not None and time.perf_counter() >= next_sync and handle.is_running():
+                if watch is not None and time.perf_counter() >= next_sync:
                     with self._lock:
-                        handle.sync()
+                        qpos = self.data.qpos.copy()
+                    watch.show(qpos)
                     next_sync = time.perf_counter() + 1 / 60
                 time.sleep(self.physics_dt / 2)
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from footfall.deploy.console import Watch
 from footfall.deploy.mujoco_robot import MujocoRobot, SensorNoise
 from footfall.deploy.policy import OnnxPolicy, PolicyController, robot_for
 from footfall.deploy.runtime import LockstepClock, Mode, Runtime, RuntimeConfig
@@ -52,7 +53,7 @@ def command_sequences(ranges: list[tuple[float, float]], episodes: int, segments
 
 
 def run_episode(
-    policy: OnnxPolicy, spec: RobotSpec, commands: np.ndarray, cfg: Sim2SimConfig, seed: int
+    policy: OnnxPolicy, spec: RobotSpec, commands: np.ndarray, cfg: Sim2SimConfig, seed: int, watch: Watch | None = None
 ) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     latency = float(rng.uniform(*cfg.latency_s))
@@ -75,6 +76,8 @@ def run_episode(
         if k % ticks_per_segment == 0:
             rt.set_velocity(commands[seg])
         rt.loop(ticks=1, freeze_gc=False)
+        if watch is not None:
+            watch.show(robot.data.qpos, robot.time_s())
         t = robot.truth()
         path += float(np.linalg.norm(t.base_pos[:2] - prev_xy))
         prev_xy = t.base_pos[:2].copy()
@@ -101,6 +104,7 @@ def sim2sim(
     cfg: Sim2SimConfig | None = None,
     reference_rmse: float | None = None,
     progress: bool = True,
+    viewer: bool = False,
 ) -> dict[str, Any]:
     cfg = cfg or Sim2SimConfig()
     policy = OnnxPolicy.load(policy_path)
@@ -112,15 +116,22 @@ def sim2sim(
     segments = int(round(cfg.episode_s / cfg.segment_s))
     cmds = command_sequences(list(c.commands.ranges), cfg.episodes, segments, cfg.seed)
     episodes = []
+    watch = Watch(spec.build_model()) if viewer else None  # (ViewerUnavailable without a display)
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.episodes, desc=f"sim2sim {spec.name}", unit="ep")
-    for i in range(cfg.episodes):
-        episodes.append(run_episode(policy, spec, cmds[i], cfg, seed=cfg.seed * 1000 + i))
-        if bar is not None:
-            bar.update()
+    try:
+        for i in range(cfg.episodes):
+            if watch is not None:
+                watch.episode()
+            episodes.append(run_episode(policy, spec, cmds[i], cfg, seed=cfg.seed * 1000 + i, watch=watch))
+            if bar is not None:
+                bar.update()
+    finally:
+        if watch is not None:
+            watch.close()
     if bar is not None:
         bar.close()
     ok = [e for e in episodes if not e["fell"]]

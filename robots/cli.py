@@ -160,9 +160,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    from footfall.deploy.console import ViewerUnavailable
     from footfall.training.evaluate import evaluate_run
 
-    result = evaluate_run(args.run, episodes=args.episodes, seed=args.seed, video=not args.no_video)
+    try:
+        result = evaluate_run(
+            args.run, episodes=args.episodes, seed=args.seed, video=not args.no_video, viewer=args.viewer
+        )
+    except ViewerUnavailable as e:
+        print(f"footfall eval: {e}", file=sys.stderr)
+        return 2
     print(json.dumps(result))
     return 0
 
@@ -226,6 +233,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def _cmd_sim2sim(args: argparse.Namespace) -> int:
+    from footfall.deploy.console import ViewerUnavailable
     from footfall.deploy.sim2sim import Sim2SimConfig, sim2sim
     from footfall.robots.contract import ContractMismatchError
 
@@ -235,9 +243,14 @@ def _cmd_sim2sim(args: argparse.Namespace) -> int:
         latency_s=(args.latency_ms[0] / 1e3, args.latency_ms[1] / 1e3),
     )
     try:
-        r = sim2sim(args.policy, robot_spec=args.robot_spec, cfg=cfg, reference_rmse=args.reference_rmse)
+        r = sim2sim(
+            args.policy, robot_spec=args.robot_spec, cfg=cfg, reference_rmse=args.reference_rmse, viewer=args.viewer
+        )
     except ContractMismatchError as e:
         print(f"footfall sim2sim: refusing to run: {e}", file=sys.stderr)
+        return 2
+    except ViewerUnavailable as e:
+        print(f"footfall sim2sim: {e}", file=sys.stderr)
         return 2
     _print_table(
         (
@@ -412,6 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=20, help="seeded episodes (default: 20)")
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--no-video", action="store_true", help="skip the rollout video")
+    p.add_argument("--viewer", action="store_true", help="watch the first episode in MuJoCo's viewer, in real time")
     commands["eval"] = _cmd_eval
 
     p = sub.add_parser(
@@ -513,6 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="command latency range, ms (default: 0 20)",
     )
     p.add_argument("--reference-rmse", type=float, help="training RMSE to compare with (default: from the file)")
+    p.add_argument("--viewer", action="store_true", help="watch the episodes in MuJoCo's viewer, in real time")
     commands["sim2sim"] = _cmd_sim2sim
 
     p = sub.add_parser(

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from footfall.deploy.console import Watch
 from footfall.envs import make_task
 from footfall.training.runner import atomic_write_text, load_checkpoint, policy_path
 
@@ -110,6 +111,7 @@ def evaluate_legged(
     frames: list | None = None,
     fixed_command: tuple[float, ...] | None = None,
     walk_tolerance: float = 0.2,
+    viewer: bool = False,
 ) -> dict[str, Any]:
     """Seeded episodes with the deterministic `policy`. With `fixed_command`, every episode holds that command
     and the result adds `walk_success_rate`: the share of episodes that did not fall and whose mean forward speed
@@ -132,12 +134,15 @@ def evaluate_legged(
     mass = float(task.model.body_mass.sum())
     dt = task.cfg.control_dt_s
     renderer = _renderer(task) if frames is not None else None
+    watch = Watch(task.models[0]) if viewer else None  # episode 0 in real time (ViewerUnavailable: no display)
     for k in range(steps):
         if k % hold == 0:
             task.command[:] = sched[k // hold]
             obs = task.actor_obs(task._robot_state(task.sim.sensor_out, privileged=True))
         prev_xy = task.sim.qpos[:, :2].copy()
         obs, _, term, _, _ = task.step(policy(obs))
+        if watch is not None:  # episode 0, in real time
+            watch.show(task.sim.qpos[0], (k + 1) * dt)
         s = task.sim.sensor_out[:, -1]
         v = s[:, task.layout.imu_linvel][:, :2]
         torque = s[:, task.torque_idx]
@@ -153,6 +158,8 @@ def evaluate_legged(
         if renderer is not None and k % 2 == 0:
             frames.append(renderer(task))
     task.close()
+    if watch is not None:
+        watch.close()
     ok = counted > 0
     rmse = round(float(np.sqrt(sq_err[ok].sum() / counted[ok].sum())), 4) if ok.any() else None
     moved = alive & (path > 0.5)
@@ -256,14 +263,22 @@ def _renderer(task: Any):
     return frame
 
 
-def evaluate_run(run: str | Path, episodes: int = 20, seed: int = 12345, video: bool = True) -> dict[str, Any]:
+def evaluate_run(
+    run: str | Path, episodes: int = 20, seed: int = 12345, video: bool = True, viewer: bool = False
+) -> dict[str, Any]:
+    """`footfall eval`; with `viewer`, MuJoCo's viewer shows the first legged episode in real time (the other
+    episodes run alongside it, batched)."""
     cfg, policy, ck = load_policy(run)
     overrides = dict(cfg.env_overrides)
     if "Reach" in cfg.task:
+        if viewer:
+            raise ValueError("--viewer shows legged episodes; the arm's reach evaluation has none to show")
         result = evaluate_reach(cfg.task, policy, episodes=max(episodes, 100), seed=seed, env_overrides=overrides)
     else:
         frames: list | None = [] if video else None
-        result = evaluate_legged(cfg.task, policy, episodes=episodes, seed=seed, env_overrides=overrides, frames=frames)
+        result = evaluate_legged(
+            cfg.task, policy, episodes=episodes, seed=seed, env_overrides=overrides, frames=frames, viewer=viewer
+        )
         if frames:
             result["video"] = _write_video(frames, Path(run) / "rollout.gif")
         if "Biped" in cfg.task:  # the biped's bar: walk at a commanded 0.5 m/s for 20 s without falling

@@ -15,6 +15,15 @@ PRESETS: dict[str, RunConfig] = {
     "quadruped-flat": RunConfig(
         task="footfall/Quadruped-Walk-Flat-v0", num_envs=1024, max_iterations=1500, ppo=QUADRUPED_PPO
     ),
+    # The quadruped flat task on footfall's Go2 (assets/go2): the same task, rewards and PPO settings as go1's, the
+    # robot picked through the task config's `robot` field. Not yet tuned or benchmarked on the Go2.
+    "go2-flat": RunConfig(
+        task="footfall/Quadruped-Walk-Flat-v0",
+        num_envs=1024,
+        max_iterations=1500,
+        env_overrides=(("robot", "go2"),),
+        ppo=QUADRUPED_PPO,
+    ),
     "quadruped-rough": RunConfig(
         task="footfall/Quadruped-Walk-Rough-v0", num_envs=1024, max_iterations=3000, ppo=QUADRUPED_PPO
     ),
