@@ -405,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  footfall train quadruped-flat --env vx_range='(-1.5, 1.5)'\n"
         "  footfall train quadruped-flat --show-config     list every field --set accepts",
     )
-    p.add_argument("preset", help="quadruped-flat | quadruped-rough | biped-flat | arm-reach")
+    p.add_argument("preset", help="quadruped-flat | quadruped-rough | go2-flat | biped-flat | arm-reach")
     p.add_argument("--out", default=None, help="run directory (default: runs/PRESET)")
     p.add_argument("--minutes", type=float, default=None, help="wall-clock budget in minutes")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")

@@ -20,7 +20,7 @@ def _load_cached(path: str) -> RobotSpec:
 
 
 def load_robot(name_or_path: str | Path) -> RobotSpec:
-    """A built-in robot by name (`go1`, `h1`, `panda`), or any robot by the path of its spec file (.toml)."""
+    """A built-in robot by name (`go1`, `go2`, `h1`, `panda`), or any robot by the path of its spec file (.toml)."""
     key = str(name_or_path)
     builtins = builtin_spec_files()
     if key in builtins:

@@ -59,7 +59,7 @@ def _json_with(c: PolicyContract, edit) -> str:  # noqa: ANN001
 # ---------------------------------------------------------------------- what footfall itself exports
 
 
-@pytest.mark.parametrize("name", ["quadruped-flat", "quadruped-rough", "biped-flat", "arm-reach"])
+@pytest.mark.parametrize("name", ["quadruped-flat", "quadruped-rough", "go2-flat", "biped-flat", "arm-reach"])
 def test_every_preset_exports_a_contract_that_fits_its_robot(name: str) -> None:
     """The rules refuse none of footfall's own policies: each preset's contract (as export writes it) parses back
     equal and validates against its robot."""
