@@ -1,4 +1,4 @@
-"""`footfall deploy`: run an exported policy on a simulated robot or, over UDP, on a real one."""
+"""`footfall deploy`: run an exported policy on a simulated robot or, over UDP or Unitree SDK2 (DDS), on a real one."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from footfall.deploy.runtime import Runtime, RuntimeConfig, realtime_setup, tele
 from footfall.deploy.safety import SafetyConfig
 from footfall.deploy.telemetry import TelemetryWriter
 from footfall.deploy.udp import UdpRobot
+from footfall.deploy.unitree.robot import UnitreeRobot
 
 EXIT_SIGNALS = ("SIGTERM", "SIGHUP", "SIGINT")
 
@@ -101,6 +102,9 @@ def deploy(
             iface: Any = MujocoRobot(robot_spec)
             resources.callback(iface.close)
             iface.start(viewer=viewer)
+        elif robot.startswith("unitree://"):
+            iface = UnitreeRobot.from_url(robot, robot_spec)  # (CycloneDDS: pip install "footfall[unitree]")
+            resources.callback(iface.close)
         else:
             iface = UdpRobot.from_url(robot, robot_spec.num_joints, len(robot_spec.feet), secret)
             resources.callback(iface.close)
@@ -172,7 +176,9 @@ def deploy(
 
 
 def _counts(iface: Any) -> dict[str, Any]:
-    """What the UDP link accepted and refused, by reason (a simulated robot has no link)."""
-    if not isinstance(iface, UdpRobot):
-        return {}
-    return {"ok": iface.counters.ok, **{f"bad_{k}": v for k, v in iface.counters.bad.items()}}
+    """What the robot link accepted and refused, by reason (a simulated robot has no link)."""
+    if isinstance(iface, UdpRobot):
+        return {"ok": iface.counters.ok, **{f"bad_{k}": v for k, v in iface.counters.bad.items()}}
+    if isinstance(iface, UnitreeRobot):
+        return iface.counts()  # ok, bad_*, stale_reads, superseded, sent
+    return {}

@@ -1272,7 +1272,12 @@ def bridge_main(argv: list[str] | None = None) -> int:
 
     from footfall.deploy.keys import load_key
 
-    p = argparse.ArgumentParser(prog="footfall bridge", description=bridge_main.__doc__)
+    p = argparse.ArgumentParser(
+        prog="footfall bridge",
+        description=bridge_main.__doc__,
+        epilog="footfall bridge --sdk unitree --help: the same robot on Unitree SDK2's DDS topics instead "
+        "(docs/unitree.md)",
+    )
     p.add_argument("--robot", default="go1", help="built-in robot name or spec file (default: go1)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT)

@@ -337,9 +337,10 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 # module that owns the code, so that each runs on a robot's computer with the base install.
 DELEGATED: dict[str, tuple[str, str, str]] = {
     "bridge": (
-        "footfall.deploy.udp",
+        "footfall.deploy.unitree.bridge",
         "bridge_main",
-        "serve a MuJoCo robot over the authenticated UDP link, as a hardware bridge would",
+        "serve a MuJoCo robot over the authenticated UDP link, as a hardware bridge would (--sdk unitree: on "
+        "Unitree SDK2's DDS topics, as the robot would)",
     ),
     "keygen": ("footfall.deploy.keys", "keygen_main", "write a key file (mode 0600) for the UDP link and the operator"),
     "operator": ("footfall.deploy.operator", "operator_main", "send an operator command to a running footfall deploy"),
@@ -460,10 +461,17 @@ def build_parser() -> argparse.ArgumentParser:
         "  footfall deploy policy.onnx --robot udp://127.0.0.1:9870 --key robot.key\n"
         "  footfall deploy policy.onnx --robot sim --autostart --velocity 0.5 0 0 --duration 20\n"
         "  footfall deploy policy.onnx --robot udp://10.0.0.2:9870 --key robot.key --safety max_tilt_deg=30\n"
+        "  footfall bridge --sdk unitree --robot go1 &                 the same topics and types as a Go1/Go2\n"
+        "  footfall deploy policy.onnx --robot unitree://lo             (unitree://eth0 on the robot's network)\n"
         "  echo '{\"vx\": 0.5}' | nc -u -w0 127.0.0.1 9871          operator velocity over UDP",
     )
     p.add_argument("policy", help="policy.onnx written by footfall export")
-    p.add_argument("--robot", default="sim", help="sim, or udp://HOST:PORT of a robot bridge (default: sim)")
+    p.add_argument(
+        "--robot",
+        default="sim",
+        help="sim, udp://HOST:PORT of a robot bridge, or unitree://IFACE: a Unitree robot over SDK2 (DDS) on that "
+        'network interface (pip install "footfall[unitree]"; docs/unitree.md) (default: sim)',
+    )
     p.add_argument(
         "--spec",
         help="robot name or spec file (default: the built-in robot the policy's contract names; a "

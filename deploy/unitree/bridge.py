@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -129,9 +128,10 @@ class CommandGate:
         self._nonces.append(nonce)
         self.rearms += 1
         self.rearm_nonce = nonce
-        self.latched, self.latch_reason, self.last_cmd = False, None, None
-        if self.held is not self.damping:
-            self.held, self._changed = self.damping, True
+        if self.latched:  # (an unlatched bridge keeps what it does: a request may arrive after commands started)
+            self.latched, self.latch_reason, self.last_cmd = False, None, None
+            if self.held is not self.damping:
+                self.held, self._changed = self.damping, True
 
     def poll(self, now: float) -> JointCommand | None:
         if not self.latched and self.last_cmd is not None and now - self.last_cmd > self.command_timeout_s:
@@ -182,8 +182,8 @@ def fill_lowstate(st: Any, r: Any, motor_index: list[int], t_s: float) -> Any:
         imu.rpy = np.asarray(_rpy(*(float(x) for x in quat)), dtype=np.float32).tolist()
     feet = [0, 0, 0, 0]
     if r.foot_contact is not None:
-        for i, f in enumerate(np.asarray(r.foot_contact, dtype=float)[:4]):
-            feet[i] = int(np.clip(np.nan_to_num(round(f) if math.isfinite(f) else 0.0), -32768, 32767))
+        for i, f in enumerate(np.asarray(r.foot_contact, dtype=float)[:4].tolist()):
+            feet[i] = int(min(32767, max(-32768, round(f)))) if math.isfinite(f) else 0
     st.foot_force = feet
     st.tick = int(round(t_s * 1000.0)) & 0xFFFFFFFF
     return set_crc(st)
@@ -241,7 +241,8 @@ def run_unitree_bridge(
             t = now - t0
             try:
                 for req in rearm_reader.take(N=8):
-                    gate.on_rearm(int(getattr(req, "nonce", 0) or 0))
+                    if hasattr(req, "nonce"):  # (a sample without data: a writer left)
+                        gate.on_rearm(int(req.nonce))
             except Exception:  # noqa: BLE001
                 undecodable += 1
             try:
@@ -250,10 +251,8 @@ def run_unitree_bridge(
                 undecodable += 1
                 samples = []
             for s in samples:
-                if hasattr(s, "motor_cmd"):
+                if hasattr(s, "motor_cmd"):  # (else a sample without data: a writer left)
                     gate.on_command(s, now)
-                else:
-                    gate.counters.count("invalid_sample")
             cmd = gate.poll(now)
             if cmd is not None:
                 # the motor boundary: count (never expected) any command that reaches the drives outside the limits

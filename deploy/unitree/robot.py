@@ -33,7 +33,6 @@ import ipaddress
 import math
 import secrets
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -193,7 +192,11 @@ class DdsNode:
 
         policies = [Policy.Reliability.BestEffort, Policy.History.KeepLast(depth)]
         if durable:
-            policies = [Policy.Reliability.Reliable(0), Policy.History.KeepLast(depth), Policy.Durability.TransientLocal]
+            policies = [
+                Policy.Reliability.Reliable(0),
+                Policy.History.KeepLast(depth),
+                Policy.Durability.TransientLocal,
+            ]
         return DataReader(self.participant, self.topic(name, datatype), qos=Qos(*policies), listener=listener)
 
     def writer(self, name: str, datatype: type, durable: bool = False) -> Any:
@@ -255,9 +258,9 @@ class UnitreeRobot:
         self.num_joints, self.num_feet = int(num_joints), int(num_feet)
         nj = self.num_joints
         self.held = check_held(held)
-        self.motor_index = check_motor_index(
-            list(range(nj)) if motor_index is None else motor_index, nj, self.held
-        )
+        if motor_index is None and nj != QUADRUPED_MOTORS:
+            raise ValueError(f"a robot with {nj} joints needs a motor_index (which motor 0..19 drives each joint)")
+        self.motor_index = check_motor_index(list(range(nj)) if motor_index is None else motor_index, nj, self.held)
         self.foot_index = list(range(self.num_feet)) if 0 < self.num_feet <= 4 else []
         kd = np.broadcast_to(np.asarray(damping_kd, dtype=float), (nj,)).copy()
         if not (np.isfinite(kd).all() and (kd >= 0).all()):
@@ -271,6 +274,7 @@ class UnitreeRobot:
         self.stale_reads = 0  # read() calls that found no new sample (the previous reading returned again)
         self.superseded = 0  # samples that arrived but were replaced by a newer one before read() took them
         self.sent = 0
+        self.lifecycle_samples = 0  # samples without data (DDS instance state changes: a writer left)
         self.latest: RobotReading | None = None
         self._seq = 0
         self._arrivals = 0
@@ -279,7 +283,6 @@ class UnitreeRobot:
         self._latest_arrival: float | None = None
         self._status: Any = None
         self._closed = False
-        self._lock = threading.Lock()
 
         self.node = DdsNode(iface, domain_id)
         try:
@@ -287,7 +290,7 @@ class UnitreeRobot:
 
             m = self.node.msgs
             self._cmd = m.low_cmd()
-            for i, mc in enumerate(self._cmd.motor_cmd):  # motors no joint uses: the SDK's "stop" command
+            for mc in self._cmd.motor_cmd:  # motors no joint uses: the SDK's "stop" command
                 mc.mode, mc.q, mc.dq = m.MODE_SERVO, m.POS_STOP_F, m.VEL_STOP_F
             for mot, (q, kp, kd_) in self.held.items():
                 mc = self._cmd.motor_cmd[mot]
@@ -341,8 +344,8 @@ class UnitreeRobot:
         for s in samples:
             self._taken += 1
             try:
-                if not getattr(getattr(s, "sample_info", None), "valid_data", True) or not hasattr(s, "motor_state"):
-                    self.counters.count("invalid_sample")
+                if not hasattr(s, "motor_state"):  # no data: DDS says a writer left (the robot or bridge stopped)
+                    self.lifecycle_samples += 1
                     continue
                 if self.check_state_crc and not self._crc_ok(s):
                     self.counters.count("bad_crc")
@@ -407,15 +410,26 @@ class UnitreeRobot:
 
     def counts(self) -> dict[str, Any]:
         """What the link accepted and refused, by reason (footfall deploy's report)."""
+        bad = self.counters.bad
         return {
             "ok": self.counters.ok,
-            **{f"bad_{k}": v for k, v in self.counters.bad.items()},
+            **{f"bad_{k}": v for k, v in bad.items()},
+            "dropped": sum(bad.get(k, 0) for k in ("bad_crc", "undecodable", "malformed")),
             "stale_reads": self.stale_reads,
             "superseded": self.superseded,
             "sent": self.sent,
         }
 
     # ------------------------------------------------------------------ internals
+
+    @property
+    def bridge_status(self) -> dict[str, int]:
+        """The desk bridge's newest status (flags, rearm_nonce, commands_ok, bad_crc, unsafe_commands,
+        command_timeouts), as of the last read(); empty when none arrived (always so on a real robot)."""
+        st = self._status
+        if st is None:
+            return {}
+        return {k: int(getattr(st, k)) for k in st.__dataclass_fields__}
 
     def _crc_ok(self, s: Any) -> bool:
         from footfall.deploy.unitree.crc import crc_ok
@@ -427,7 +441,7 @@ class UnitreeRobot:
         try:
             with np.errstate(over="ignore", invalid="ignore"):
                 v = np.array([cmd.q, cmd.dq, cmd.kp, cmd.kd, cmd.tau], dtype=np.float64).astype(np.float32)
-        except (TypeError, ValueError):
+        except Exception:  # noqa: BLE001 (not a JointCommand, ragged arrays, values that are not numbers)
             return None
         if v.shape != (5, self.num_joints) or not np.isfinite(v).all():
             return None
