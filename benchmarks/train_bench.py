@@ -32,11 +32,17 @@ from typing import Any
 import numpy as np
 
 from footfall.benchmarks.common import cell, machine, table
-from footfall.training.evaluate import BARS
+from footfall.training.evaluate import BARS, family_of_task
+from footfall.training.presets import preset as get_preset
 
 
-def bar_of(preset: str) -> tuple[str, float, str]:
-    return BARS[preset.split("-")[0]]
+def family_of_preset(name: str) -> str:
+    """The robot family of a preset's task (a key of BARS): 'go2-flat' is a quadruped like 'quadruped-flat'."""
+    return family_of_task(get_preset(name).task)
+
+
+def bar_of(name: str) -> tuple[str, float, str]:
+    return BARS[family_of_preset(name)]
 
 
 def passes(preset: str, result: dict[str, Any]) -> bool:
@@ -54,7 +60,7 @@ def passes(preset: str, result: dict[str, Any]) -> bool:
 def evaluate_policy(preset: str, task: str, policy: Any, env_overrides: dict, episodes: int) -> dict[str, Any]:
     from footfall.training.evaluate import evaluate_bar
 
-    if preset.split("-")[0] in ("arm", "biped"):
+    if family_of_task(task) in ("arm", "biped"):
         # The arm's bar is over 100 targets. The biped's: a rate near 0.9 from 20 episodes has a standard error of
         # 0.07, one episode either way decides the bar, so the walk test runs at least 100 (about 12 s per snapshot
         # here): the v2 policies read 0.95 / 0.85 on 20 episodes and 0.94 / 0.84 on 100.
@@ -344,14 +350,12 @@ def run(
     reference: bool = True,
     episodes: int = 20,
 ) -> dict[str, Any]:
-    from footfall.training.presets import preset as get_preset
-
     base = get_preset(preset)
     seeds = seeds if seeds is not None else (1 if quick else 3)
     minutes = (
         minutes
         if minutes is not None
-        else (2.0 if quick else {"biped": 60.0, "arm": 10.0}.get(preset.split("-")[0], 15.0))
+        else (2.0 if quick else {"biped": 60.0, "arm": 10.0}.get(family_of_preset(preset), 15.0))
     )
     budget_s = minutes * 60
     snapshot_every_s = max(budget_s / 15, 20.0)
