@@ -846,7 +846,6 @@ class _BridgeSession:
     key: bytes
     addr: tuple
     started: float
-    last_cmd: float
     window: ReplayWindow = field(default_factory=ReplayWindow)
     applied: int = 0  # seq of the last COMMAND applied
     echo_seq: int = 0  # seq of the COMMAND whose stamps the STATEs echo
@@ -855,7 +854,83 @@ class _BridgeSession:
     tx_seq: int = 0
 
 
-class BridgeLink:
+class DriveGuard:
+    """What stands between decoded commands and the drives on every bridge (UDP's BridgeLink, the Unitree bridge's
+    CommandGate): the limits check, damping that latches on an unsafe command or when commands stop, and the command
+    the drives hold. The transport authenticates and decodes; this alone decides what the motors get.
+
+    `offer(cmd, now)` for each command, `expire(now)` and `take()` once a bridge period (`take` returns the command
+    for the drives when it changed), `unlatch()` when the transport's re-arm rule says so."""
+
+    def __init__(self, limits: BridgeLimits, command_timeout_s: float = COMMAND_TIMEOUT_S):
+        if not command_timeout_s > 0:
+            raise ValueError(f"command_timeout_s must be > 0, got {command_timeout_s}")
+        self.limits, self.command_timeout_s = limits, command_timeout_s
+        self.counters = Counters()
+        self.damping = limits.damping()
+        self.held = self.damping  # what the drives get
+        self._changed = True
+        self.latched = False
+        self.latch_reason: str | None = None
+        self.last_unsafe: str | None = None
+        self.last_cmd: float | None = None  # when the newest command was applied (None: the timeout is not running)
+        self.unsafe_commands = self.latched_damps = self.command_timeouts = 0
+
+    def offer(self, cmd: JointCommand, now: float) -> bool:
+        """Hand `cmd` to the drives unless the bridge is latched or it breaks the limits (then damp and latch)."""
+        c = self.counters
+        if self.latched:
+            c.count("latched")
+            return False
+        bad = self.limits.check(cmd)
+        if bad is not None:
+            why, detail = bad
+            self.unsafe_commands += 1
+            self.last_unsafe = f"{why}: {detail}"
+            c.count(f"unsafe_command:{why}")
+            self.latch(f"unsafe_command:{why}")
+            return False
+        self.last_cmd = now
+        self.held, self._changed = cmd, True
+        c.ok += 1
+        return True
+
+    def expire(self, now: float) -> None:
+        """Damp and latch when no command was applied for the command timeout (once the timeout runs)."""
+        if not self.latched and self.last_cmd is not None and now - self.last_cmd > self.command_timeout_s:
+            self.command_timeouts += 1
+            self.latch("command_timeout")  # the runtime went silent: go limp slowly, and stay so
+
+    def latch(self, reason: str) -> None:
+        self.latched, self.latch_reason = True, reason
+        self.latched_damps += 1
+        self.hold_damping()
+
+    def unlatch(self) -> None:
+        self.latched, self.latch_reason = False, None
+
+    def hold_damping(self) -> None:
+        if self.held is not self.damping:
+            self.held, self._changed = self.damping, True
+
+    def take(self) -> JointCommand | None:
+        if self._changed:
+            self._changed = False
+            return self.held
+        return None
+
+    def guard_report(self) -> dict[str, Any]:
+        return {
+            "command_timeouts": self.command_timeouts,  # times the bridge damped because commands stopped arriving
+            "unsafe_commands": self.unsafe_commands,
+            "latched_damps": self.latched_damps,
+            "latched": self.latched,
+            "latch_reason": self.latch_reason,
+            "last_unsafe_command": self.last_unsafe,
+        }
+
+
+class BridgeLink(DriveGuard):
     """The bridge's side of the link, without the robot: handshake and sessions, replay and age checks, the command
     checks, the command timeout, latching, and the STATE packets. A bridge loop calls `poll()` once per period
     (it returns the command for the drives when that changed), then sends `state_packet(...)` to its address.
@@ -885,27 +960,18 @@ class BridgeLink:
             raise ValueError(f"limits are for {limits.num_joints} joints, the robot has {num_joints}")
         if not (command_timeout_s > 0 and max_age_s > 0 and max_pending >= 1 and pending_ttl_s > 0):
             raise ValueError("command_timeout_s, max_age_s and pending_ttl_s must be > 0, max_pending >= 1")
+        super().__init__(limits, command_timeout_s)
         bound = str(sock.getsockname()[0])
         self.psk, self.keyless = _psk(key, (bound,) if host is None else (host, bound), "bridge")
-        self.sock, self.nj, self.nf, self.limits = sock, int(num_joints), int(num_feet), limits
-        self.command_timeout_s, self.max_age_s, self.clock = command_timeout_s, max_age_s, clock
+        self.sock, self.nj, self.nf = sock, int(num_joints), int(num_feet)
+        self.max_age_s, self.clock = max_age_s, clock
         self.max_pending, self.pending_ttl_s = max_pending, pending_ttl_s
         self._flags = FLAG_KEYLESS if self.keyless else 0
         if self.keyless:
             _warn_keyless("bridge", ":".join(str(x) for x in sock.getsockname()[:2]))
-        self.counters = Counters()
         self.session: _BridgeSession | None = None
         self.pending: OrderedDict[int, _Pending] = OrderedDict()
-        self.damping = limits.damping()
-        self.held = self.damping  # what the drives get
-        self._changed = True
-        self.latched = False
-        self.latch_reason: str | None = None
-        self.last_unsafe: str | None = None
         self.sessions_established = 0
-        self.unsafe_commands = 0
-        self.latched_damps = 0
-        self.command_timeouts = 0
 
     @property
     def peer(self) -> tuple | None:
@@ -930,16 +996,10 @@ class BridgeLink:
             except Exception:  # last line of defence: no datagram may raise out of the bridge loop
                 self.counters.count("internal_error")
         now = self.clock()
-        s = self.session
-        if s is not None and not self.latched and now - s.last_cmd > self.command_timeout_s:
-            self.command_timeouts += 1
-            self._latch("command_timeout")  # the runtime went silent: go limp slowly, and stay so
+        self.expire(now)
         for sid in [sid for sid, p in self.pending.items() if now - p.created > self.pending_ttl_s]:
             del self.pending[sid]
-        if self._changed:
-            self._changed = False
-            return self.held
-        return None
+        return self.take()
 
     def state_packet(self, values: np.ndarray, torque_measured: bool = True) -> tuple[bytes, tuple] | None:
         """(STATE datagram, address) for the current session, or None when there is none."""
@@ -969,24 +1029,13 @@ class BridgeLink:
         return {
             "packets_ok": self.counters.ok,
             "packets_bad": dict(self.counters.bad),
-            "command_timeouts": self.command_timeouts,  # times the bridge damped because commands stopped arriving
             "session": f"{self.session.id:016x}" if self.session is not None else None,
             "sessions_established": self.sessions_established,
-            "unsafe_commands": self.unsafe_commands,
-            "latched_damps": self.latched_damps,
-            "latched": self.latched,
-            "latch_reason": self.latch_reason,
-            "last_unsafe_command": self.last_unsafe,
+            **self.guard_report(),
             "keyless": self.keyless,
         }
 
     # ------------------------------------------------------------------ internals
-
-    def _latch(self, reason: str) -> None:
-        self.latched, self.latch_reason = True, reason
-        self.latched_damps += 1
-        if self.held is not self.damping:
-            self.held, self._changed = self.damping, True
 
     def _send(self, data: bytes, addr: tuple) -> None:
         try:
@@ -1073,12 +1122,12 @@ class BridgeLink:
             # proof that the peer holds the key and is live: the session becomes current; it re-arms a latched
             # bridge only when its HELLO asked to (an operator's reset or a new deploy, not a link found again)
             del self.pending[p.session]
-            s = self.session = _BridgeSession(pend.id, pend.key, pend.addr, now, last_cmd=now)
+            s = self.session = _BridgeSession(pend.id, pend.key, pend.addr, now)
             self.sessions_established += 1
             if pend.rearm:
-                self.latched, self.latch_reason = False, None
-            if self.held is not self.damping:
-                self.held, self._changed = self.damping, True
+                self.unlatch()
+            self.hold_damping()  # a new session starts from damping,
+            self.last_cmd = now  # and the command timeout runs from now
         else:
             c.count("wrong_session")
             return
@@ -1106,18 +1155,7 @@ class BridgeLink:
             c.count("reordered")
             return
         s.applied = p.seq
-        cmd = command_from(p.values(), self.nj)
-        bad = self.limits.check(cmd)
-        if bad is not None:
-            why, detail = bad
-            self.unsafe_commands += 1
-            self.last_unsafe = f"{why}: {detail}"
-            c.count(f"unsafe_command:{why}")
-            self._latch(f"unsafe_command:{why}")
-            return
-        s.last_cmd = now
-        self.held, self._changed = cmd, True
-        c.ok += 1
+        self.offer(command_from(p.values(), self.nj), now)
 
 
 # ---------------------------------------------------------------------------------------------- the MuJoCo bridge

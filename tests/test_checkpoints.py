@@ -133,7 +133,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_and_the_code_does_not_run(t
         if path.name.startswith("zip"):  # torch's format: the refusal names what the file asked for
             assert f"refusing to load checkpoint {path}" in msg
             assert "posix.system" in msg or "builtins.exec" in msg
-            assert "weights_only=False" in msg
+            assert "weights_only off" in msg
         with pytest.raises(ValueError, match="not upgraded|not upgrading checkpoint"):
             upgrade_checkpoint(path)
         assert not marker.exists()

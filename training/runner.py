@@ -438,7 +438,7 @@ def policy_path(run: str | Path) -> Path:
 # and dict / list / tuple / OrderedDict, and refuses any other class or function a file names, so loading never runs
 # code from the file. footfall stores numpy arrays and scalars as tagged tensors (`_pack`) and generator states as
 # tensors (torch) or dicts of ints (numpy), so its checkpoints need nothing more: the allow-list of extra globals is
-# empty, on purpose. Never widen it to make a file load, and never fall back to weights_only=False.
+# empty, on purpose. Never widen it to make a file load, and never fall back to an unrestricted torch.load.
 CHECKPOINT_SAFE_GLOBALS: tuple[Any, ...] = ()
 _NDARRAY = "__footfall_ndarray__"  # {_NDARRAY: tensor}: a numpy array, restored with its dtype and shape
 _NPSCALAR = "__footfall_numpy_scalar__"  # {_NPSCALAR: 0-d tensor}: a numpy scalar (np.float64, np.int64, ...)
@@ -526,7 +526,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         if names:
             raise ValueError(
                 f"refusing to load checkpoint {path}: {_asks_for(names)} It was not written by footfall (nor by an "
-                "older footfall). Do not load it with torch.load(weights_only=False); train again, or get the "
+                "older footfall). Do not load it with an unrestricted torch.load (weights_only off); train again, or get the "
                 "checkpoint.pt of the footfall run it claims to come from."
             ) from None
         raise ValueError(

@@ -22,13 +22,12 @@ import json
 import math
 import sys
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from footfall.deploy.interface import JointCommand
-from footfall.deploy.udp import COMMAND_TIMEOUT_S, BridgeLimits, Counters
+from footfall.deploy.udp import COMMAND_TIMEOUT_S, BridgeLimits, DriveGuard
 from footfall.deploy.unitree.robot import (
     DEFAULT_DOMAIN,
     STATUS_LATCHED,
@@ -65,60 +64,34 @@ def command_from_lowcmd(msg: Any, motor_index: list[int]) -> JointCommand:
     return JointCommand(q, dq, kp, kd, tau)
 
 
-@dataclass
-class CommandGate:
-    """The bridge's guard in front of the drives, without DDS: CRC check, limits, command timeout, latch, rearm.
+class CommandGate(DriveGuard):
+    """The bridge's guard in front of the drives, without DDS: the CRC check and decoding, then the UDP bridge's
+    DriveGuard (limits, command timeout, latch); a latch is lifted only by a rearm request with a new nonce.
 
     Call `on_command` for each LowCmd_ sample, `on_rearm` for each rearm request, and `poll` once per period: it
     returns the command for the drives when that changed."""
 
-    limits: BridgeLimits
-    motor_index: list[int]
-    command_timeout_s: float = COMMAND_TIMEOUT_S
-    counters: Counters = field(default_factory=Counters)
-
-    def __post_init__(self) -> None:
-        if self.limits.num_joints != len(self.motor_index):
-            raise ValueError(f"limits are for {self.limits.num_joints} joints, motor_index has {len(self.motor_index)}")
-        if not self.command_timeout_s > 0:
-            raise ValueError(f"command_timeout_s must be > 0, got {self.command_timeout_s}")
-        self.damping = self.limits.damping()
-        self.held = self.damping
-        self._changed = True
-        self.latched = False
-        self.latch_reason: str | None = None
-        self.last_cmd: float | None = None  # arrival of the newest applied command (None: none since start / rearm)
-        self.last_unsafe: str | None = None
-        self.unsafe_commands = self.command_timeouts = self.latched_damps = self.rearms = 0
+    def __init__(self, limits: BridgeLimits, motor_index: list[int], command_timeout_s: float = COMMAND_TIMEOUT_S):
+        if limits.num_joints != len(motor_index):
+            raise ValueError(f"limits are for {limits.num_joints} joints, motor_index has {len(motor_index)}")
+        super().__init__(limits, command_timeout_s)
+        self.motor_index = motor_index
+        self.rearms = 0
         self.rearm_nonce = 0
         self._nonces: deque[int] = deque(maxlen=256)
 
     def on_command(self, msg: Any, now: float) -> None:
         from footfall.deploy.unitree.crc import crc_ok
 
-        c = self.counters
         if not crc_ok(msg):
-            c.count("bad_crc")
+            self.counters.count("bad_crc")
             return
         try:
             cmd = command_from_lowcmd(msg, self.motor_index)
         except Exception:  # noqa: BLE001 (a hostile sample)
-            c.count("malformed")
+            self.counters.count("malformed")
             return
-        if self.latched:
-            c.count("latched")
-            return
-        bad = self.limits.check(cmd)
-        if bad is not None:
-            why, detail = bad
-            self.unsafe_commands += 1
-            self.last_unsafe = f"{why}: {detail}"
-            c.count(f"unsafe_command:{why}")
-            self._latch(f"unsafe_command:{why}")
-            return
-        self.last_cmd = now
-        self.held, self._changed = cmd, True
-        c.ok += 1
+        self.offer(cmd, now)
 
     def on_rearm(self, nonce: int) -> None:
         """Obey commands again (a new nonce only: DDS may deliver an old request again)."""
@@ -129,29 +102,18 @@ class CommandGate:
         self.rearms += 1
         self.rearm_nonce = nonce
         if self.latched:  # (an unlatched bridge keeps what it does: a request may arrive after commands started)
-            self.latched, self.latch_reason, self.last_cmd = False, None, None
-            if self.held is not self.damping:
-                self.held, self._changed = self.damping, True
+            self.unlatch()
+            self.last_cmd = None  # the timeout runs again from the next command
+            self.hold_damping()
 
     def poll(self, now: float) -> JointCommand | None:
-        if not self.latched and self.last_cmd is not None and now - self.last_cmd > self.command_timeout_s:
-            self.command_timeouts += 1
-            self._latch("command_timeout")
-        if self._changed:
-            self._changed = False
-            return self.held
-        return None
+        self.expire(now)
+        return self.take()
 
     def flags(self) -> int:
         if not self.latched:
             return 0
         return STATUS_LATCHED | (STATUS_UNSAFE if self.latch_reason != "command_timeout" else 0)
-
-    def _latch(self, reason: str) -> None:
-        self.latched, self.latch_reason = True, reason
-        self.latched_damps += 1
-        if self.held is not self.damping:
-            self.held, self._changed = self.damping, True
 
 
 def _rpy(qw: float, qx: float, qy: float, qz: float) -> list[float]:
@@ -301,12 +263,7 @@ def run_unitree_bridge(
         "commands_ok": gate.counters.ok,
         "commands_bad": dict(gate.counters.bad),
         "undecodable": undecodable,
-        "command_timeouts": gate.command_timeouts,
-        "unsafe_commands": gate.unsafe_commands,
-        "latched_damps": gate.latched_damps,
-        "latched": gate.latched,
-        "latch_reason": gate.latch_reason,
-        "last_unsafe_command": gate.last_unsafe,
+        **gate.guard_report(),
         "rearms": gate.rearms,
         "lateness_median_us": float(np.median(lat) * 1e6),
         "lateness_p99_us": float(np.percentile(lat, 99) * 1e6),
