@@ -24,6 +24,8 @@ Spec file fields (TOML):
     kp = [...]                        # optional: override the model's PD gains (policy order); turns any
     kd = [...]                        #   actuator on the joint into a position (PD) actuator with these gains
     torque_limits = [...]             # optional: override actuator force limits (N m, policy order)
+    motor_index = [...]               # optional: the robot SDK's motor number for each joint above (policy order),
+                                      #   e.g. Unitree's H1 [7, 3, 4, 5, 10, 8, 0, 1, 2, 11]; 0..19, distinct
     policy_joint_names = [...]        # optional: the name a policy uses for each joint above (a joint-name map,
                                       #   for a model whose joints are named differently from the trained one)
 
@@ -64,6 +66,7 @@ _OPTIONAL = (
     "kd",
     "torque_limits",
     "policy_joint_names",
+    "motor_index",
 )
 
 
@@ -114,6 +117,7 @@ class RobotSpec:
     published_mass_kg: float | None = None
     gain_override: bool = False  # kp/kd/torque limits came from the spec file, not the MJCF
     policy_joint_names: tuple[str, ...] | None = None  # names a policy knows the joints by (default: joint_names)
+    motor_index: tuple[int, ...] | None = None  # the robot SDK's motor number per joint (Unitree SDK2: 0..19)
 
     @property
     def policy_names(self) -> tuple[str, ...]:
@@ -351,6 +355,7 @@ class RobotSpec:
             published_mass_kg=fields.get("published_mass_kg"),
             gain_override=kp_over is not None or tau_over is not None,
             policy_joint_names=_policy_names(fields, n, where),
+            motor_index=_motor_index(fields, n, where),
         )
 
     # ------------------------------------------------------------------ building
@@ -473,6 +478,27 @@ def _policy_names(fields: dict, n: int, where: str) -> tuple[str, ...] | None:
             f"{where}: policy_joint_names must hold {n} distinct names, one per entry of joints (policy order)"
         )
     return tuple(names)
+
+
+MAX_MOTORS = 20  # Unitree SDK2's LowCmd_ carries 20 motor commands
+
+
+def _motor_index(fields: dict, n: int, where: str) -> tuple[int, ...] | None:
+    idx = fields.get("motor_index")
+    if idx is None:
+        return None
+    ok = (
+        isinstance(idx, list)
+        and len(idx) == n
+        and all(isinstance(m, int) and not isinstance(m, bool) and 0 <= m < MAX_MOTORS for m in idx)
+        and len(set(idx)) == n
+    )
+    if not ok:
+        raise RobotSpecError(
+            f"{where}: motor_index must hold {n} distinct motor numbers in 0..{MAX_MOTORS - 1}, one per entry of "
+            f"joints (policy order), got {idx!r}"
+        )
+    return tuple(idx)
 
 
 def _add_missing_sensors(spec: mujoco.MjSpec, robot: RobotSpec) -> None:

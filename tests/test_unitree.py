@@ -119,7 +119,6 @@ def test_motor_index_defaults_and_checks_and_the_interface_config(tmp_path):
     """Go1/Go2 (12-joint quadrupeds, FR FL RR RL x hip thigh calf) map joint j to motor j; anything else must say
     which motor drives which joint (read from the spec file's `motor_index` when it has one); the CycloneDDS
     configuration names the interface, with unicast discovery on lo."""
-    from types import SimpleNamespace
 
     from footfall.deploy.unitree.robot import check_held, cyclonedds_config, motor_index_for, parse_url
 
@@ -129,9 +128,17 @@ def test_motor_index_defaults_and_checks_and_the_interface_config(tmp_path):
         motor_index_for(load_robot("h1"))
     h1_legs = [7, 3, 4, 5, 10, 8, 0, 1, 2, 11]  # unitree_sdk2 example/h1: JointIndex of the spec's leg joints
     assert motor_index_for(load_robot("h1"), h1_legs) == h1_legs
-    toml = tmp_path / "spec.toml"
-    toml.write_text("motor_index = [7, 3, 4, 5, 10, 8, 0, 1, 2, 11]\n")
-    assert motor_index_for(SimpleNamespace(num_joints=10, kind="biped", spec_path=toml)) == h1_legs
+    # the spec file's motor_index (RobotSpec checks it: distinct, 0..19, one per joint)
+    from footfall.robots.spec import RobotSpecError
+
+    h1 = load_robot("h1")
+    text = h1.spec_path.read_text().replace('mjcf = "h1.xml"', f'mjcf = "{h1.mjcf_path}"')
+    for bad in ("[7, 3, 4]", "[7, 3, 4, 5, 10, 8, 0, 1, 2, 7]", "[7, 3, 4, 5, 10, 8, 0, 1, 2, 20]"):
+        (tmp_path / "bad.toml").write_text(text + f"motor_index = {bad}\n")
+        with pytest.raises(RobotSpecError, match="motor_index"):
+            load_robot(tmp_path / "bad.toml")
+    (tmp_path / "h1.toml").write_text(text + f"motor_index = {h1_legs}\n")
+    assert motor_index_for(load_robot(tmp_path / "h1.toml")) == h1_legs
     for bad in ([0] * 12, list(range(11)), list(range(9, 21)), [0.5] + list(range(1, 12))):
         with pytest.raises(ValueError):
             motor_index_for(SPEC, bad)

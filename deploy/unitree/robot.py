@@ -35,18 +35,12 @@ import secrets
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from footfall.deploy.interface import JointCommand, RobotReading
 from footfall.deploy.udp import Counters
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 SCHEME = "unitree://"
 DEFAULT_DOMAIN = 0  # unitree_sdk2: ChannelFactory::Instance()->Init(0, iface) in every example
@@ -98,18 +92,12 @@ def parse_url(url: str) -> str:
 
 
 def motor_index_for(spec: Any, motor_index: Sequence[int] | None = None) -> list[int]:
-    """The motor of each of the spec's joints: `motor_index` if given, else the spec's `motor_index` (a spec field
-    not yet part of RobotSpec: read from the spec's TOML file when it has one), else the identity for a 12-joint
-    quadruped (Go1/Go2 numbering = footfall's joint order). ValueError for anything else: guessing a humanoid's
-    motor numbering would send one joint's command to another."""
+    """The motor of each of the spec's joints: `motor_index` if given, else the spec file's `motor_index`, else the
+    identity for a 12-joint quadruped (Go1/Go2 numbering = footfall's joint order). ValueError for anything else:
+    guessing a humanoid's motor numbering would send one joint's command to another."""
     nj = int(spec.num_joints)
     if motor_index is None:
-        motor_index = getattr(spec, "motor_index", None)
-    if motor_index is None and getattr(spec, "spec_path", None) is not None:
-        try:
-            motor_index = tomllib.loads(Path(spec.spec_path).read_text()).get("motor_index")
-        except (OSError, tomllib.TOMLDecodeError):
-            motor_index = None
+        motor_index = spec.motor_index
     if motor_index is None:
         if getattr(spec, "kind", None) == "quadruped" and nj == QUADRUPED_MOTORS:
             return list(range(QUADRUPED_MOTORS))
@@ -354,7 +342,9 @@ class UnitreeRobot:
             except Exception:  # noqa: BLE001 (last line of defence: no sample may raise out of read())
                 self.counters.count("malformed")
                 continue
-            self.latest, self._latest_arrival, fresh = reading, arrived, True
+            # (the listener may not have stamped a sample that take() already returned: then it arrived just now)
+            arrival = arrived if arrived is not None else self._last_arrival
+            self.latest, self._latest_arrival, fresh = reading, arrival if arrival is not None else self.clock(), True
             self.counters.ok += 1
         try:
             self.superseded = max(0, self._arrivals - self._taken)
