@@ -32,6 +32,7 @@ from footfall.deploy.runtime import Mode, Runtime, RuntimeConfig, telemetry_fiel
 from footfall.deploy.safety import SafetyConfig
 from footfall.deploy.telemetry import TelemetryWriter
 from footfall.deploy.udp import UdpRobot, free_port
+from footfall.deploy.unitree.robot import UnitreeRobot
 from footfall.robots.registry import load_robot
 
 
@@ -105,21 +106,33 @@ def wake_probe(policy: Any, obs: np.ndarray, n: int = 200) -> dict[str, float]:
     return out
 
 
-def timed_loop(policy: Any, port: int, duration: float, key_path: Path | None, log: Path | None) -> dict[str, Any]:
+def timed_loop(
+    policy: Any, port: int, duration: float, key_path: Path | None, log: Path | None, dds_iface: str | None = None
+) -> dict[str, Any]:
     """The policy in the runtime at its period for `duration` against a bridge process on `port`: over the
-    authenticated link when `key_path` is given (keyless otherwise), with the telemetry writer thread when `log` is.
+    authenticated link when `key_path` is given (keyless otherwise), with the telemetry writer thread when `log` is;
+    with `dds_iface`, over Unitree SDK2's DDS topics on that interface instead (`footfall bridge --sdk unitree`).
     Returns the loop's timing, the bridge's report, the runtime and its robot."""
     c = policy.contract
     spec = load_robot(c.robot.name)
-    cmd = [sys.executable, "-c", "import sys; from footfall.deploy.udp import bridge_main; sys.exit(bridge_main())"]
-    cmd += ["--robot", spec.name, "--port", str(port), "--duration", str(duration + 4)]
-    cmd += ["--key", str(key_path)] if key_path is not None else []
+    if dds_iface is None:
+        code = "import sys; from footfall.deploy.udp import bridge_main; sys.exit(bridge_main())"
+        where = ["--port", str(port)] + (["--key", str(key_path)] if key_path is not None else [])
+    else:
+        code = "import sys; from footfall.deploy.unitree.bridge import unitree_bridge_main as m; sys.exit(m())"
+        where = ["--iface", dds_iface]
+    cmd = [sys.executable, "-c", code, "--robot", spec.name, "--duration", str(duration + 4), *where]
     bridge = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     tel = robot = None
     try:
         bridge.stdout.readline()  # the banner: it is listening
-        key = load_key(key_path) if key_path is not None else None
-        robot = UdpRobot("127.0.0.1", port, spec.num_joints, len(spec.feet), key)
+        if dds_iface is None:
+            key = load_key(key_path) if key_path is not None else None
+            robot = UdpRobot("127.0.0.1", port, spec.num_joints, len(spec.feet), key)
+            linked = lambda: robot.session_active  # noqa: E731
+        else:
+            robot = UnitreeRobot.for_spec(spec, dds_iface)
+            linked = lambda: robot.latest is not None  # noqa: E731
         controller = PolicyController(policy, spec)
         if log is not None:
             fields = telemetry_fields(
@@ -139,7 +152,7 @@ def timed_loop(policy: Any, port: int, duration: float, key_path: Path | None, l
         rt.set_velocity(np.array([0.5, 0.0, 0.0]))
 
         def run_once_linked(r: Runtime) -> None:  # the handshake happens in the loop's first ticks, as in deploy
-            if r.mode == Mode.PASSIVE and robot.session_active and r.safety.fresh():
+            if r.mode == Mode.PASSIVE and linked() and r.safety.fresh():
                 r.run_now()
 
         rt.on_tick.append(run_once_linked)
@@ -177,7 +190,12 @@ def hmac_cost_us(nj: int, nf: int, n: int = 5000) -> dict[str, float]:
     return {"encode_us": float(np.median(enc) * 1e6), "hmac_us": float(np.median(tag) * 1e6)}
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+def run(quick: bool = False, robot: str | None = None) -> dict[str, Any]:
+    dds_iface = None
+    if robot is not None:
+        if not robot.startswith("unitree://"):
+            raise ValueError(f"bench deploy --robot takes unitree://IFACE (UDP is always measured), got {robot}")
+        dds_iface = robot[len("unitree://") :]
     duration = 10.0 if quick else 60.0
     tmp = Path(tempfile.mkdtemp(prefix="footfall-bench-deploy-"))
     policy = OnnxPolicy.load(make_policy(tmp))
@@ -187,14 +205,28 @@ def run(quick: bool = False) -> dict[str, Any]:
     # the reference, same run: keyless link, no telemetry (what the loop costs without either)
     plain = timed_loop(policy, free_port(), duration, None, None)
     main_run = timed_loop(policy, free_port(), duration, key_path, tmp / "bench.fflog")
-    timing, bridge_report, rt, robot = (main_run[k] for k in ("timing", "bridge", "runtime", "robot"))
+    timing, bridge_report, rt, udp_robot = (main_run[k] for k in ("timing", "bridge", "runtime", "robot"))
     stayed_in_run = not any(e["to"] == "DAMP" for e in rt.events) and rt.mode == Mode.RUN
     controller = rt.controller
     costs = hmac_cost_us(rt.nj, len(rt.spec.feet))
-    last = robot.latest
+    last = udp_robot.latest
     naive = naive_loop(lambda: controller(last, np.zeros(3)), c.timing.control_dt_s, duration)
     hot = hot_tick(rt, last)
     probe = wake_probe(policy, controller.last_obs, n=50 if quick else 200)
+    dds: dict[str, Any] = {}
+    if dds_iface is not None:  # the same loop (telemetry on) over Unitree SDK2's DDS topics, same run
+        d = timed_loop(policy, 0, duration, None, tmp / "dds.fflog", dds_iface)
+        t, drt = d["timing"], d["runtime"]
+        dds = {
+            "dds_iface": dds_iface,
+            **{f"dds_{k}": t[k] for k in ("ticks", "missed", "period_error_mean_us", "lateness_p99_us")},
+            **{f"dds_{k}": t[k] for k in ("tick_median_ms", "tick_total_median_ms")},
+            "dds_stayed_in_run": drt.mode == Mode.RUN and not any(e["to"] == "DAMP" for e in drt.events),
+            "dds_link": d["robot"].counts(),
+            "dds_bridge_states_sent": d["bridge"].get("states_sent"),
+            "dds_over_udp_tick_compute": t["tick_median_ms"] / timing["tick_median_ms"],
+            "dds_over_udp_tick_total": t["tick_total_median_ms"] / timing["tick_total_median_ms"],
+        }
     return {
         **machine(),
         "duration_s": duration,
@@ -230,13 +262,14 @@ def run(quick: bool = False) -> dict[str, Any]:
         "bridge_lateness_p99_us": bridge_report["lateness_p99_us"],
         "bridge_packets_bad": sum(bridge_report["packets_bad"].values()),
         "naive_sleep_period_error_mean_us": naive["period_error_mean_us"],
+        **dds,
         "tick_hot_median_ms": hot,
         "onnx_call_median_ms": probe,
     }
 
 
-def main(quick: bool = False) -> dict[str, Any]:
-    r = run(quick)
+def main(quick: bool = False, robot: str | None = None) -> dict[str, Any]:
+    r = run(quick, robot)
     print(
         f"Deploy loop timing: quadruped policy at {r['rate_hz']:g} Hz for {r['duration_s']:g} s against a Go1 bridge "
         f"process at 500 Hz over loopback UDP ({r['machine']}, python {r['python']})"
@@ -278,7 +311,21 @@ def main(quick: bool = False) -> dict[str, Any]:
                 ),
                 ("same tick compute, back to back (warm caches)", "-", "-", "-", f"{r['tick_hot_median_ms']:.3f}", "-"),
                 ("reference: work(); sleep(period)", f"{r['naive_sleep_period_error_mean_us']:.0f}", *["-"] * 4),
-            ],
+            ]
+            + (
+                [
+                    (
+                        f"same loop over Unitree SDK2 DDS ({r['dds_iface']}), telemetry on",
+                        f"{r['dds_period_error_mean_us']:.2f}",
+                        "-",
+                        f"{r['dds_lateness_p99_us']:.0f}",
+                        f"{r['dds_tick_median_ms']:.3f}",
+                        f"{r['dds_tick_total_median_ms']:.3f}",
+                    )
+                ]
+                if "dds_iface" in r
+                else []
+            ),
         )
     )
     print(
@@ -289,6 +336,12 @@ def main(quick: bool = False) -> dict[str, Any]:
         f"{r['tick_total_ratio_auth_telemetry_vs_plain']:.2f}. One COMMAND datagram: "
         f"{r['command_encode_us']:.1f} us to encode, of which {r['command_hmac_us']:.1f} us HMAC-SHA256 (back to back)."
     )
+    if "dds_iface" in r:
+        print(
+            f"DDS / UDP, same run: tick compute {r['dds_over_udp_tick_compute']:.2f}, whole tick "
+            f"{r['dds_over_udp_tick_total']:.2f}; DDS missed {r['dds_missed']}, link {r['dds_link']}, stayed in RUN: "
+            f"{r['dds_stayed_in_run']}."
+        )
     rows = [(k.replace("_", " "), f"{v:.3f}") for k, v in r["onnx_call_median_ms"].items()]
     print(
         "Why the loop's tick costs more than back to back: one ONNX call, median ms, after each kind of wait\n"

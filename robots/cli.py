@@ -118,6 +118,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                 minutes = 1.0  # the quick suite stays under 5 minutes: 1 min for footfall, 1 for SB3
             options = dict(preset=args.preset, seeds=args.seeds, minutes=minutes, out=args.out)
             options["reference"] = not args.no_reference
+        if name == "deploy" and args.robot:
+            options = dict(robot=args.robot)
         if suite:
             print(f"\n===== footfall bench {name}{' --quick' if args.quick else ''} =====", flush=True)
         results[name] = importlib.import_module(BENCHMARKS[name]).main(quick=args.quick, **options)
@@ -593,6 +595,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("name", nargs="?", help="benchmark name (default: all): env, train, deploy, ik, zmp, mpc")
     p.add_argument("--quick", action="store_true", help="a short version (fewer repeats, shorter budgets)")
+    g = p.add_argument_group("deploy benchmark")
+    g.add_argument(
+        "--robot",
+        help="unitree://IFACE: also run the loop over Unitree SDK2's DDS topics (footfall bridge --sdk unitree) and "
+        "report DDS / UDP tick compute from the same run",
+    )
     g = p.add_argument_group("train benchmark")
     g.add_argument("--preset", default="quadruped-flat", help="preset to time (default: quadruped-flat)")
     g.add_argument("--seeds", type=int, help="seeds 0..N-1 (default: 3; 1 with --quick)")
