@@ -875,6 +875,8 @@ class DriveGuard:
         self.last_unsafe: str | None = None
         self.last_cmd: float | None = None  # when the newest command was applied (None: the timeout is not running)
         self.unsafe_commands = self.latched_damps = self.command_timeouts = 0
+        self.commands_applied = 0  # commands (other than damping) handed to the drives
+        self.unsafe_applied = 0  # of those, outside the limits when re-checked at the drives: must stay 0
 
     def offer(self, cmd: JointCommand, now: float) -> bool:
         """Hand `cmd` to the drives unless the bridge is latched or it breaks the limits (then damp and latch)."""
@@ -919,6 +921,14 @@ class DriveGuard:
             return self.held
         return None
 
+    def deliver(self, cmd: JointCommand, apply: Callable[[JointCommand], None]) -> None:
+        """Hand `cmd` (what `take` returned) to the drives through `apply`, re-checking it at the motor boundary: a
+        command outside the limits there would mean a path around `offer` (counted, never expected)."""
+        if cmd is not self.damping:
+            self.commands_applied += 1
+            self.unsafe_applied += self.limits.check(cmd) is not None
+        apply(cmd)
+
     def guard_report(self) -> dict[str, Any]:
         return {
             "command_timeouts": self.command_timeouts,  # times the bridge damped because commands stopped arriving
@@ -927,6 +937,8 @@ class DriveGuard:
             "latched": self.latched,
             "latch_reason": self.latch_reason,
             "last_unsafe_command": self.last_unsafe,
+            "commands_applied": self.commands_applied,
+            "unsafe_applied": self.unsafe_applied,
         }
 
 
@@ -1238,7 +1250,7 @@ def run_bridge(
     t0 = clock.now()
     n_max = None if duration_s is None else int(duration_s * rate_hz)
     lateness = []
-    k = applied = unsafe_applied = 0
+    k = 0
     try:
         while n_max is None or k < n_max:
             deadline = t0 + k * period
@@ -1248,11 +1260,7 @@ def run_bridge(
             t = now - t0
             cmd = link.poll()
             if cmd is not None:
-                # the motor boundary: count (never expected) any command that reaches the drives outside the limits
-                if cmd is not link.damping and limits.check(cmd) is not None:
-                    unsafe_applied += 1
-                applied += cmd is not link.damping
-                sim.apply(cmd)
+                link.deliver(cmd, sim.apply)
             sim.advance_to(t)
             if link.peer is not None and (faults.freeze_after_s is None or t < faults.freeze_after_s):
                 r = sim.read()
@@ -1297,8 +1305,6 @@ def run_bridge(
         "lateness_median_us": float(np.median(lat) * 1e6),
         "lateness_p99_us": float(np.percentile(lat, 99) * 1e6),
         "sim_time_s": sim.time_s(),
-        "commands_applied": applied,  # commands (other than damping) handed to the drives
-        "unsafe_applied": unsafe_applied,  # of those, outside the limits (re-checked at the drives): must be 0
         **rep,
     }
 
